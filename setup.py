@@ -1,0 +1,61 @@
+"""Installable spaCy plugin: the entry points register everything, so nothing has to be imported
+by hand before ``spacy.load``, ``nlp.add_pipe`` or ``spacy train``."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+ARCH = "spacy_twitter_ner.architectures"
+
+setup(
+    name="spacy-twitter-ner",
+    version="0.1.0",
+    description="Named entity recognition for tweets: a Twitter tokenizer and a BiLSTM-CRF spaCy component",
+    long_description=(HERE / "README.md").read_text(encoding="utf8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["spacy_twitter_ner", "spacy_twitter_ner.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "spacy>=3.8,<3.9",
+        "thinc>=8.3,<8.4",
+        "torch>=2.1",
+        "numpy",
+        "srsly",
+        "wasabi",
+        "tqdm",
+    ],
+    extras_require={
+        "crf": ["sklearn-crfsuite>=0.5"],
+        "plots": ["matplotlib>=3.7"],
+    },
+    entry_points={
+        "spacy_factories": [
+            "twitter_bilstm_ner = spacy_twitter_ner.component:make_twitter_bilstm_ner",
+        ],
+        "spacy_tokenizers": [
+            "spacy_twitter_ner.TwitterTokenizer.v1 = spacy_twitter_ner.tokenizer:create_twitter_tokenizer",
+        ],
+        "spacy_architectures": [
+            f"spacy_twitter_ner.BiLSTMTagger.v1 = {ARCH}:build_bilstm_tagger",
+            f"spacy_twitter_ner.TokenFeatures.v1 = {ARCH}:build_token_features",
+            f"spacy_twitter_ner.BiLSTMEncoder.v1 = {ARCH}:build_bilstm_encoder",
+            f"spacy_twitter_ner.SoftmaxDecoder.v1 = {ARCH}:build_softmax_decoder",
+            f"spacy_twitter_ner.CRFDecoder.v1 = {ARCH}:build_crf_decoder",
+            "spacy_twitter_ner.TransformerFeatures.v1 = spacy_twitter_ner.pretrained:build_transformer_features",
+            "spacy_twitter_ner.StaticVectors.v1 = spacy_twitter_ner.pretrained:build_static_vectors",
+        ],
+        "thinc_schedules": [
+            "spacy_twitter_ner.epoch_decay.v1 = spacy_twitter_ner.schedules:epoch_decay",
+        ],
+        "spacy_callbacks": [
+            "spacy_twitter_ner.epoch_clock.v1 = spacy_twitter_ner.schedules:create_epoch_clock",
+        ],
+        "spacy_loggers": [
+            "spacy_twitter_ner.CurveLogger.v1 = spacy_twitter_ner.training_log:curve_logger",
+        ],
+        "console_scripts": [
+            "spacy-twitter-ner = spacy_twitter_ner.cli:main",
+        ],
+    },
+)
