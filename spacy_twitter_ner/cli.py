@@ -136,9 +136,8 @@ def open_output(path: str) -> BinaryIO:
 
 
 def resolve_model(name: str):
-    """The path or package name to hand to ``spacy.load``; checked before any slow work."""
-    from spacy.util import is_package
-
+    """The path or package name to hand to ``spacy.load``; checked before any slow work (spaCy
+    is not even imported yet, so usage errors are reported at once)."""
     path = Path(name)
     if path.exists():
         if not path.is_dir():
@@ -146,9 +145,21 @@ def resolve_model(name: str):
         if not (path / "config.cfg").exists():
             raise CLIError(f"model {name} is not a spaCy pipeline directory (no config.cfg in it)")
         return path
-    if is_package(name):
+    if _is_module(name):
         return name
     raise CLIError(f"model {name} not found: no such directory or installed pipeline package")
+
+
+def _is_module(name: str) -> bool:
+    """An importable (installed) package, e.g. a pipeline installed with ``spacy package``."""
+    import importlib.util
+
+    if not all(part.isidentifier() for part in name.split(".")):
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def load_model(name: str, target=None):
@@ -163,6 +174,19 @@ def load_model(name: str, target=None):
 
 
 # -- tagging ------------------------------------------------------------------------------------
+
+
+# JSON leaves these unescaped with ensure_ascii=False, but str.splitlines() and some editors
+# treat them as line breaks: escaped, so that one object is one line for every reader.
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def to_json_line(obj: dict) -> bytes:
+    line = json.dumps(obj, ensure_ascii=False)
+    for char, escaped in _LINE_BREAKS.items():
+        if char in line:
+            line = line.replace(char, escaped)
+    return line.encode("utf-8") + b"\n"
 
 
 def doc_to_json(text: str, doc) -> dict:
@@ -210,11 +234,15 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output)
     lines = read_input(args.input)
     nlp = load_model(args.model, target)
+    # one line is one tweet: never refuse a long line (the tagger is linear in its length)
+    longest = max(map(len, lines), default=0)
+    if longest >= nlp.max_length:
+        nlp.max_length = longest + 1
     out = open_output(args.output)
     bar = _progress(len(lines), args.quiet)
     try:
         for obj in tag_lines(nlp, lines, args.batch_size, args.n_process):
-            out.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+            out.write(to_json_line(obj))
             if bar is not None:
                 bar.update(1)
         out.flush()

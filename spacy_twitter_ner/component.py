@@ -21,10 +21,13 @@ from . import __version__
 from .architectures import crf_layer, init_gazetteer, set_n_tags, set_word_vocab
 from .decoding import bio_constraints, bio_tags, crf_loss, forward_backward, pad_scores, softmax, viterbi
 from .features import build_vocab, word_key
+from .torch_modules import trim_heap
 
 # Bumped whenever a saved model can no longer be read by this code.
 FORMAT_VERSION = 1
 N_INIT_SAMPLES = 10
+# Updates between heap trims (see torch_modules.trim_heap).
+TRIM_EVERY = 20
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -96,6 +99,7 @@ class TwitterBiLSTMNER(TrainablePipe):
         self.scorer = scorer
         self.cfg: Dict = {"labels": list(labels or []), "format": FORMAT_VERSION, "version": __version__}
         self._tag_cache: Optional[Tuple] = None
+        self._n_updates = 0
 
     # -- labels -----------------------------------------------------------------------------
 
@@ -179,9 +183,9 @@ class TwitterBiLSTMNER(TrainablePipe):
             wanted = sorted(data_labels)
         if not wanted:
             raise ValueError("twitter_bilstm_ner: no labels given and no entities in the training data")
-        self.cfg["labels"] = []
-        for label in wanted:
-            self.add_label(label)
+        self.cfg["labels"] = list(dict.fromkeys(wanted))
+        for label in self.labels:
+            self.vocab.strings.add(label)
         words = build_vocab(keys, self._features_attr("min_freq", 1), self._features_attr("max_words", None))
         set_word_vocab(self.model, words)
         init_gazetteer(self.model)
@@ -216,6 +220,9 @@ class TwitterBiLSTMNER(TrainablePipe):
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
+        self._n_updates += 1
+        if self._n_updates % TRIM_EVERY == 0:
+            trim_heap()
         return losses
 
     def _gold_ids(self, examples: Sequence[Example]) -> numpy.ndarray:
@@ -396,7 +403,10 @@ class TwitterBiLSTMNER(TrainablePipe):
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"twitter_bilstm_ner: unreadable serialized component ({err})") from None
         if "cfg" not in exclude and "cfg" in parts:
-            self.cfg.update(srsly.json_loads(parts["cfg"]))
+            try:
+                self.cfg.update(srsly.json_loads(parts["cfg"]))
+            except ValueError as err:
+                raise ValueError(f"twitter_bilstm_ner: unreadable config in the serialized component ({err})") from None
             self._check_cfg("the given bytes")
         if "vocab" not in exclude and "vocab" in parts:
             self.vocab.from_bytes(parts["vocab"], exclude=exclude)

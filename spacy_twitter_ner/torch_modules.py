@@ -5,8 +5,11 @@ Tokens arrive flat (all tokens of a batch of tweets one after the other, thinc's
 layout), so no computation is spent on padding except inside the BiLSTM, which is given packed
 sequences.
 """
+import ctypes
+import ctypes.util
 import os
-from typing import List, Sequence
+import sys
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -22,6 +25,28 @@ def _one_thread_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_one_thread_after_fork)
+
+# glibc raises its mmap threshold each time a large block is freed; after that, the tensors of
+# varying shape that training allocates (ragged batches) come from the heap and fragment it, and
+# freed memory is not given back: measured here, `spacy train` grew by ~6 MB per step with 2
+# threads and passed 7 GB in 15 minutes. Trimming the heap every few updates keeps RSS flat
+# (~0.6 GB) at no measurable cost; pinning the threshold instead made training 10-60% slower.
+def _load_libc_trim() -> Optional[Callable[[int], int]]:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _load_libc_trim()
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc only; a no-op elsewhere)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class TokenFeaturizer(nn.Module):

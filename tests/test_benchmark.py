@@ -70,7 +70,8 @@ def bench_run(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [
         sys.executable, str(SCRIPT), "--corpus", "tiny", "--corpus-dir", str(corpus), "--raw", str(raw),
-        "--out", str(out), "--training-dir", str(tmp / "training"), "--systems", *SYSTEMS,
+        "--out", str(out), "--training-dir", str(tmp / "training"),
+        "--systems", "twitter_bilstm_ner:no_such_config", *SYSTEMS,
         "--quick", "--max-steps", "6", "--eval-frequency", "3", "--threads", "1", "--batch-size", "16",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
@@ -104,6 +105,8 @@ def test_json_report(bench_run):
     assert meta["quick"] is True and meta["batch_size"] == 16 and meta["n_tweets"] == 50
     assert meta["machine"]["cores"] == os.cpu_count()
     assert meta["docs"] == {"train": 40, "dev": 12, "test": 12}
+    assert "twitter_bilstm_ner:no_such_config" in meta["skipped"]
+    assert "no_such_config.cfg does not exist" in bench_run[2].stdout
 
 
 def test_models_load(bench_run):
@@ -140,9 +143,8 @@ def test_missing_inputs_fail_clearly(tmp_path):
     assert "Corpus files not found" in proc.stdout and "train.spacy" in proc.stdout
 
 
-def test_missing_config_is_skipped(tmp_path):
-    """A twitter_bilstm_ner config that does not exist is skipped with a note, not an error;
-    a missing raw file is a clear error."""
+def test_helpers_and_missing_raw(tmp_path):
+    """Speed sizes, directory names; a missing raw file is a clear error."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
         import benchmark
