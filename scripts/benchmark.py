@@ -276,6 +276,10 @@ def spacy_train(config: Path, out_dir: Path, data: Dict[str, Path], args, env, l
         "--paths.train", str(data["train"]), "--paths.dev", str(data["dev"]),
         "--system.seed", str(args.seed), "--gpu-id", str(args.gpu_id),
     ]
+    if "twitter_bilstm_ner" in label:
+        # the fast profile's static vectors and the gazetteer lists (ignored by configs without them)
+        vectors = args.vectors or Path("assets") / "vectors" / f"{args.corpus}-minilm-256"
+        cmd += ["--paths.vectors", str(vectors), "--paths.lexicons", str(args.lexicons)]
     if args.quick:
         cmd += ["--training.max_epochs", str(QUICK_EPOCHS)]
     if args.quick or args.eval_frequency:
@@ -405,7 +409,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help=f"systems to run: {BILSTM}:<config name>, {SPACY_NER}, {CRF}")
     p.add_argument("--configs-dir", type=Path, default=Path("configs"), help="where <cfg>.cfg files live")
     p.add_argument("--training-dir", type=Path, default=Path("training"), help="models go to <dir>/benchmark-<corpus>[-quick]/")
-    p.add_argument("--quick", action="store_true", help="small subsets, 2 epochs, speed on 200/1000 tweets")
+    p.add_argument("--quick", type=int, nargs="?", const=1, default=0,
+                   help="1 (or the bare flag): small subsets, 2 epochs, speed on 200/1000 tweets")
+    p.add_argument("--vectors", type=Path, default=None,
+                   help="static vectors for configs that use them (the project's assets/vectors/<corpus>-minilm-256)")
+    p.add_argument("--lexicons", type=Path, default=Path("assets/lexicons"), help="gazetteer list folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gpu-id", type=int, default=-1, help="for spacy train and the spaCy workers (the CRF is CPU only)")
     p.add_argument("--batch-size", type=int, default=256, help="nlp.pipe / nlp.evaluate batch size")
@@ -544,7 +552,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "corpus_dir": str(corpus_dir),
         "raw": str(args.raw),
         "seed": args.seed,
-        "quick": args.quick,
+        "quick": bool(args.quick),
         "gpu_id": args.gpu_id,
         "batch_size": args.batch_size,
         "n_tweets": n_raw,

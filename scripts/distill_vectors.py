@@ -158,6 +158,7 @@ def write_pipeline(output: Path, words: Sequence[str], vectors: numpy.ndarray, m
         f"sub-words, PCA to {vectors.shape[1]}) by scripts/distill_vectors.py"
     )
     nlp.meta["distill"] = meta
+    output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
 
 

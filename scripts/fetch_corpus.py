@@ -48,8 +48,37 @@ def main(src_dir: str, dest_dir: str) -> int:
     return 0
 
 
+def extras(src_dir: str, dest_dir: str) -> int:
+    """Raw tweets and gazetteer lists, checked against project.yml where a sha256 is recorded."""
+    src, dest = Path(src_dir), Path(dest_dir)
+    project = srsly.read_yaml(Path(__file__).parents[1] / "project.yml")
+    known = {a["dest"]: a.get("sha256") for a in project.get("assets", []) if "dest" in a}
+    raw_src, raw_dest = src / "raw_tweets" / "tweets.txt", dest / "raw_tweets" / "tweets.txt"
+    lex_src, lex_dest = src / "lexicons", dest / "lexicons"
+    if not raw_src.exists() and raw_dest.exists() and lex_dest.is_dir():
+        msg.info(f"{src} has no raw tweets; using the files already in {dest}")
+        return 0
+    if not raw_src.exists() or not lex_src.is_dir():
+        msg.fail(f"{src} has no raw_tweets/tweets.txt or lexicons/; pass --vars.shared_dir or run `spacy project assets`")
+        return 1
+    expected = known.get(raw_dest.as_posix())
+    if expected and sha256(raw_src) != expected:
+        msg.fail(f"{raw_src}: sha256 differs from the one in project.yml")
+        return 1
+    raw_dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raw_src, raw_dest)
+    lex_dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(lex_src.iterdir()):
+        if path.is_file():  # plain copies: the read-only mode of the source is not carried over
+            shutil.copyfile(path, lex_dest / path.name)
+    msg.good(f"{raw_dest} and {lex_dest} ({len(list(lex_dest.iterdir()))} lists)")
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--extras":
+        sys.exit(extras(sys.argv[2], sys.argv[3]))
     if len(sys.argv) != 3:
-        msg.fail("usage: python scripts/fetch_corpus.py DATA_DIR DEST_DIR")
+        msg.fail("usage: python scripts/fetch_corpus.py DATA_DIR DEST_DIR | --extras SHARED_DIR ASSETS_DIR")
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

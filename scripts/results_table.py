@@ -9,7 +9,7 @@ metrics/results.md and replaces the block between the RESULTS markers in README.
 import argparse
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import srsly
 
@@ -30,19 +30,36 @@ def seed_cell(path: Path) -> Optional[str]:
     return f"{100 * data['test_f_mean']:.1f} ± {100 * data['test_f_std']:.1f} (seeds {', '.join(map(str, data['seeds']))})"
 
 
+def corpus_configs(metrics: Path) -> List[Tuple[str, str]]:
+    """(corpus, config) of every metrics/<corpus>-<config>-test.json whose config is a file in
+    configs/ (or a known name): own corpora and configs too, the public ones first."""
+    configs = set(CONFIGS) | {p.stem for p in (Path(__file__).parents[1] / "configs").glob("*.cfg")}
+    found = set()
+    for path in metrics.glob("*-test.json"):
+        stem = path.name[: -len("-test.json")]
+        for config in sorted(configs, key=len, reverse=True):
+            if stem.endswith(f"-{config}") and len(stem) > len(config) + 1:
+                found.add((stem[: -len(config) - 1], config))
+                break
+
+    def order(pair: Tuple[str, str]) -> Tuple:
+        corpus, config = pair
+        return (CORPORA.index(corpus) if corpus in CORPORA else len(CORPORA), corpus,
+                CONFIGS.index(config) if config in CONFIGS else len(CONFIGS), config)
+
+    return sorted(found, key=order)
+
+
 def model_rows(metrics: Path) -> List[str]:
     rows = []
-    for corpus in CORPORA:
-        for config in CONFIGS:
-            dev, test = metrics / f"{corpus}-{config}-dev.json", metrics / f"{corpus}-{config}-test.json"
-            if not test.exists():
-                continue
-            d, t = srsly.read_json(dev) if dev.exists() else {}, srsly.read_json(test)
-            seeds = seed_cell(metrics / f"{corpus}-{config}-seeds.json") or "-"
-            rows.append(
-                f"| {corpus} | `{config}` | {pct(d.get('ents_f'))} | {pct(t.get('ents_p'))} | "
-                f"{pct(t.get('ents_r'))} | **{pct(t.get('ents_f'))}** | {seeds} | {t.get('speed', 0):,.0f} |"
-            )
+    for corpus, config in corpus_configs(metrics):
+        dev, test = metrics / f"{corpus}-{config}-dev.json", metrics / f"{corpus}-{config}-test.json"
+        d, t = srsly.read_json(dev) if dev.exists() else {}, srsly.read_json(test)
+        seeds = seed_cell(metrics / f"{corpus}-{config}-seeds.json") or "-"
+        rows.append(
+            f"| {corpus} | `{config}` | {pct(d.get('ents_f'))} | {pct(t.get('ents_p'))} | "
+            f"{pct(t.get('ents_r'))} | **{pct(t.get('ents_f'))}** | {seeds} | {t.get('speed', 0):,.0f} |"
+        )
     return rows
 
 
@@ -97,12 +114,17 @@ def main() -> None:
     args = parser.parse_args()
     table = render(args.metrics)
     (args.metrics / "results.md").write_text(table, encoding="utf8")
+    print(table)
+    if not args.readme.exists():
+        print(f"{args.readme} does not exist: only {args.metrics / 'results.md'} written")
+        return
     text = args.readme.read_text(encoding="utf8")
     if START in text and END in text:
         block = f"{START}\n{table}{END}"
         text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda m: block, text, flags=re.S)
         args.readme.write_text(text, encoding="utf8")
-    print(table)
+    else:
+        print(f"{args.readme} has no RESULTS markers: only {args.metrics / 'results.md'} written")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def _gazetteer_flags(model: Model, docs: List[Doc]) -> Optional[numpy.ndarray]:
             )
         matcher = GazetteerMatcher({n: lists[n] for n in names}, model.attrs["gazetteer_max_len"])
         model.attrs["matcher"] = matcher
-    rows = [matcher.flags([t.text for t in doc]) for doc in docs if len(doc)]
+    rows = [matcher.doc_flags(doc) for doc in docs if len(doc)]
     return numpy.concatenate(rows) if rows else numpy.zeros((0, matcher.width), dtype="float32")
 
 
@@ -167,13 +167,13 @@ def _lexical_table(model: Model) -> LexicalTable:
 
 def _docs_to_tensors(model: Model, docs: List[Doc], is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     device = model.shims[0].device
-    words, chars, shapes, _ = _lexical_table(model).featurize(docs)
-    ids = [torch.from_numpy(a).to(device) for a in (words, chars, shapes)]
+    words, chars, char_index, shapes, _ = _lexical_table(model).featurize_batch(docs)
+    ids = [torch.from_numpy(a).to(device) for a in (words, chars, char_index, shapes)]
     parts = []
     if len(words):
         pretrained = model.attrs.get("pretrained")
         if pretrained is not None:
-            parts.append(model.ops.to_numpy(pretrained.predict(docs)).astype("float32"))
+            parts.append(_pretrained_rows(model, pretrained, docs, cache=is_train))
         flags = _gazetteer_flags(model, docs)
         if flags is not None:
             parts.append(flags)
@@ -182,6 +182,23 @@ def _docs_to_tensors(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Arg
     else:
         extra = torch.zeros((len(words), module_extra_width(model)), device=device)
     return ArgsKwargs(args=(*ids, extra), kwargs={}), lambda d_inputs: []
+
+
+def _pretrained_rows(model: Model, pretrained: Model, docs: List[Doc], cache: bool) -> numpy.ndarray:
+    """Rows of the frozen pretrained features. In training, an expensive layer (a transformer:
+    ``attrs["cache_in_training"]``) keeps each doc's rows in ``doc.user_data``: spaCy's training
+    loop passes the same Doc objects every epoch, so the encoder runs once per training tweet.
+    Docs at prediction time are never touched."""
+    if not (cache and pretrained.attrs.get("cache_in_training")):
+        return model.ops.to_numpy(pretrained.predict(docs)).astype("float32")
+    key = ("spacy_twitter_ner", "pretrained_rows", pretrained.name, pretrained.get_dim("nO"))
+    todo = [doc for doc in docs if len(doc) and key not in doc.user_data]
+    if todo:
+        rows = model.ops.to_numpy(pretrained.predict(todo)).astype("float32")
+        ends = numpy.cumsum([len(doc) for doc in todo])
+        for doc, part in zip(todo, numpy.split(rows, ends[:-1])):
+            doc.user_data[key] = part
+    return numpy.concatenate([doc.user_data[key] for doc in docs if len(doc)])
 
 
 def module_extra_width(model: Model) -> int:

@@ -19,7 +19,7 @@ from wasabi import msg
 
 from . import __version__
 from .architectures import crf_layer, init_gazetteer, set_n_tags, set_word_vocab
-from .decoding import bio_constraints, bio_tags, crf_loss, forward_backward, pad_scores, softmax, viterbi
+from .decoding import FORBIDDEN, bio_constraints, marginals as crf_marginals, bio_tags, crf_loss, forward_backward, pad_scores, softmax, viterbi
 from .features import build_vocab, word_key
 from .torch_modules import trim_heap
 
@@ -28,6 +28,8 @@ FORMAT_VERSION = 1
 N_INIT_SAMPLES = 10
 # Updates between heap trims (see torch_modules.trim_heap).
 TRIM_EVERY = 20
+# Docs decoded together (sorted by length) in Viterbi and forward-backward.
+DECODE_CHUNK = 32
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -288,42 +290,53 @@ class TwitterBiLSTMNER(TrainablePipe):
 
     # -- prediction -------------------------------------------------------------------------
 
-    def _decode(self, docs: Sequence[Doc], scores: Ragged, want_probs: bool):
-        """Constrained Viterbi paths, and per-token tag probabilities (CRF marginals or softmax)."""
+    def _decode(self, docs: Sequence[Doc], scores: Ragged) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
+        """Per doc: the constrained Viterbi path and the per-token tag probabilities (CRF
+        marginals, or the softmax of a softmax decoder). Docs are decoded in chunks of similar
+        length, so the time-step loops do not run over the padding of one long tweet."""
         _, _, hard_trans, hard_start = self._tag_tables()
         ops = self.model.ops
         flat = ops.to_numpy(scores.data).astype("float64")
-        lengths = ops.to_numpy(scores.lengths)
+        lengths = ops.to_numpy(scores.lengths).astype("int64")
         # whitespace tokens are never part of an entity
         is_space = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs if len(doc)] or [numpy.zeros(0)])
         if is_space.any():
-            flat[is_space.astype(bool), 1:] = -1e4
-        emissions = pad_scores(flat, lengths)
+            flat[is_space.astype(bool), 1:] = FORBIDDEN
         crf = crf_layer(self.model)
         if crf is None:
-            log_probs = numpy.log(softmax(emissions) + 1e-12)
-            paths = viterbi(log_probs, lengths, hard_trans, hard_start)
-            probs = softmax(emissions) if want_probs else None
+            trans, start, end = hard_trans, hard_start, None
+            flat = numpy.log(softmax(flat) + 1e-12)  # Viterbi over log-probabilities
         else:
             trans = ops.to_numpy(crf.get_param("transitions")) + hard_trans
             start = ops.to_numpy(crf.get_param("start")) + hard_start
             end = ops.to_numpy(crf.get_param("end"))
-            paths = viterbi(emissions, lengths, trans, start, end)
-            probs = forward_backward(emissions, lengths, trans, start, end)[1] if want_probs else None
-        return paths, probs, lengths
+        per_doc = numpy.split(flat, numpy.cumsum(lengths)[:-1]) if len(lengths) else []
+        paths: List[numpy.ndarray] = [numpy.zeros(0, "int64")] * len(per_doc)
+        probs: List[numpy.ndarray] = [numpy.zeros((0, flat.shape[1]))] * len(per_doc)
+        order = numpy.argsort(lengths, kind="stable")
+        for lo in range(0, len(order), DECODE_CHUNK):
+            chunk = order[lo : lo + DECODE_CHUNK]
+            chunk_lengths = lengths[chunk]
+            if chunk_lengths.max(initial=0) == 0:
+                continue
+            emissions = pad_scores(numpy.concatenate([per_doc[i] for i in chunk]), chunk_lengths)
+            best = viterbi(emissions, chunk_lengths, trans, start, end)
+            if crf is None:
+                marginals = softmax(emissions)
+            else:
+                marginals = crf_marginals(emissions, chunk_lengths, trans, start, end)
+            for j, i in enumerate(chunk):
+                n = chunk_lengths[j]
+                paths[i], probs[i] = best[j, :n], marginals[j, :n]
+        return paths, probs
 
     def predict(self, docs: Iterable[Doc]):
         """Per doc: tag ids of the best valid path and the probability of each chosen tag."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(numpy.zeros(len(doc), "int64"), numpy.ones(len(doc))) for doc in docs]
-        scores = self.model.predict(docs)
-        paths, probs, lengths = self._decode(docs, scores, want_probs=True)
-        out = []
-        for i, n in enumerate(lengths):
-            path = paths[i, :n]
-            out.append((path, probs[i, numpy.arange(n), path]))
-        return out
+        paths, probs = self._decode(docs, self.model.predict(docs))
+        return [(path, p[numpy.arange(len(path)), path]) for path, p in zip(paths, probs)]
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
         tags = self.tags
@@ -351,9 +364,7 @@ class TwitterBiLSTMNER(TrainablePipe):
         docs = [docs] if isinstance(docs, Doc) else list(docs)
         if not any(len(doc) for doc in docs):
             return [numpy.zeros((len(doc), len(self.tags))) for doc in docs]
-        scores = self.model.predict(docs)
-        _, probs, lengths = self._decode(docs, scores, want_probs=True)
-        return [probs[i, :n] for i, n in enumerate(lengths)]
+        return self._decode(docs, self.model.predict(docs))[1]
 
     # -- serialization ----------------------------------------------------------------------
 

@@ -100,10 +100,12 @@ def forward_backward(
     start: numpy.ndarray,
     end: numpy.ndarray,
     allowed: Optional[numpy.ndarray] = None,
-) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    pairwise: bool = True,
+) -> Tuple[numpy.ndarray, numpy.ndarray, Optional[numpy.ndarray]]:
     """Log partition per doc, unary marginals (docs, max_len, tags) and summed pairwise
-    marginals (tags, tags) of a linear-chain CRF. ``allowed`` (docs, max_len, tags) restricts the
-    paths (used for the gold paths, with unknown gold tags left open)."""
+    marginals (tags, tags; None unless ``pairwise``, which only training needs) of a linear-chain
+    CRF. ``allowed`` (docs, max_len, tags) restricts the paths (used for the gold paths, with
+    unknown gold tags left open)."""
     emissions = emissions.astype("float64")
     n_docs, max_len, n_tags = emissions.shape
     lengths = numpy.asarray(lengths, dtype="int64")
@@ -125,6 +127,8 @@ def forward_backward(
         beta[:, t] = numpy.where(last[:, t][:, None], end[None, :],
                                  numpy.where(mask[:, t + 1][:, None], nxt, 0.0))
     marginals = numpy.exp(alpha + beta - log_z[:, None, None]) * mask[:, :, None]
+    if not pairwise:
+        return log_z, marginals, None
     pair = numpy.zeros((n_tags, n_tags))
     for t in range(1, max_len):
         live = mask[:, t]
@@ -134,6 +138,44 @@ def forward_backward(
              + (emissions[live, t] + beta[live, t])[:, None, :] - log_z[live][:, None, None])
         pair += numpy.exp(s).sum(axis=0)
     return log_z, marginals, pair
+
+
+def marginals(
+    emissions: numpy.ndarray,
+    lengths: Sequence[int],
+    trans: numpy.ndarray,
+    start: numpy.ndarray,
+    end: numpy.ndarray,
+) -> numpy.ndarray:
+    """Unary marginals (docs, max_len, tags) by the scaled forward-backward algorithm: in
+    probability space with per-step normalisation, so each step is one batched matrix product
+    instead of a log-sum-exp (the prediction path; ``forward_backward`` serves training)."""
+    n_docs, max_len, n_tags = emissions.shape
+    out = numpy.zeros(emissions.shape)
+    if n_docs == 0 or max_len == 0:
+        return out
+    lengths = numpy.asarray(lengths, dtype="int64")
+    mask = length_mask(lengths, max_len)
+    E = numpy.exp(emissions - emissions.max(axis=2, keepdims=True))
+    A = numpy.exp(trans - trans.max())
+    alpha = numpy.zeros(emissions.shape)
+    a = numpy.exp(start - start.max())[None, :] * E[:, 0]
+    alpha[:, 0] = a / a.sum(axis=1, keepdims=True)
+    for t in range(1, max_len):
+        a = (alpha[:, t - 1] @ A) * E[:, t]
+        a /= a.sum(axis=1, keepdims=True)
+        alpha[:, t] = numpy.where(mask[:, t][:, None], a, alpha[:, t - 1])
+    beta = numpy.ones(emissions.shape)
+    last = numpy.arange(max_len)[None, :] == (lengths - 1)[:, None]
+    final = numpy.exp(end - end.max())[None, :]
+    beta[:, -1] = final
+    for t in range(max_len - 2, -1, -1):
+        b = (E[:, t + 1] * beta[:, t + 1]) @ A.T
+        b /= b.sum(axis=1, keepdims=True)
+        beta[:, t] = numpy.where(last[:, t][:, None], final, numpy.where(mask[:, t + 1][:, None], b, 1.0))
+    out = alpha * beta
+    out /= out.sum(axis=2, keepdims=True)
+    return out * mask[:, :, None]
 
 
 def crf_loss(

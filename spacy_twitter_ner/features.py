@@ -113,22 +113,27 @@ class LexicalTable:
         self, docs: Sequence[Doc]
     ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
         """Flat (all tokens of all docs) word ids, char ids, shape ids, and doc lengths."""
+        words, uniq_chars, char_index, shapes, lengths = self.featurize_batch(docs)
+        return words, uniq_chars[char_index], shapes, lengths
+
+    def featurize_batch(
+        self, docs: Sequence[Doc]
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Flat word ids and shape ids, the char ids of each DISTINCT token of the batch with
+        each token's row in them (the char CNN runs once per distinct string: about half the
+        tokens of a batch of tweets), and doc lengths."""
         lengths = numpy.array([len(doc) for doc in docs], dtype="int64")
         n = int(lengths.sum())
         if n == 0:
-            return (
-                numpy.zeros((0,), dtype="int64"),
-                numpy.zeros((0, 1), dtype="int64"),
-                numpy.zeros((0,), dtype="int64"),
-                lengths,
-            )
+            empty = numpy.zeros((0,), dtype="int64")
+            return empty, numpy.zeros((0, 1), dtype="int64"), empty, empty, lengths
         orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)])
         uniq, inverse = numpy.unique(orths, return_inverse=True)
         strings = docs[0].vocab.strings
         rows = [self.row(int(o), strings[int(o)]) for o in uniq]
         words = numpy.array([r[0] for r in rows], dtype="int64")[inverse]
         shapes = numpy.array([r[1] for r in rows], dtype="int64")[inverse]
-        chars = numpy.stack([r[2] for r in rows])[inverse]
+        chars = numpy.stack([r[2] for r in rows])
         # trim the char window to the longest token of this batch
         used = int((chars != 0).sum(axis=1).max())
-        return words, chars[:, : max(used, 1)], shapes, lengths
+        return words, chars[:, : max(used, 1)], inverse.astype("int64"), shapes, lengths

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
 import numpy
+from spacy.attrs import ORTH
+from spacy.tokens import Doc
 
 from .features import word_key
 
@@ -46,6 +48,7 @@ class GazetteerMatcher:
         self.max_len = max_len
         self.phrases: Dict[str, List[int]] = {}
         self.prefixes = set()
+        self._keys: Dict[int, str] = {}
         for i, name in enumerate(self.names):
             for entry in lists[name]:
                 words = entry.split(" ")
@@ -59,9 +62,22 @@ class GazetteerMatcher:
     def width(self) -> int:
         return 2 * len(self.names)
 
+    def doc_flags(self, doc: Doc) -> numpy.ndarray:
+        """``flags`` for a Doc, with each distinct string's match key computed once."""
+        strings = doc.vocab.strings
+        keys = []
+        for orth in doc.to_array(ORTH).tolist():
+            key = self._keys.get(orth)
+            if key is None:
+                key = self._keys[orth] = _match_key(strings[orth])
+            keys.append(key)
+        return self._flags(keys)
+
     def flags(self, words: Iterable[str]) -> numpy.ndarray:
         """(tokens, 2 * lists): column 2i is 'begins a phrase of list i', 2i+1 'continues one'."""
-        keys = [_match_key(w) for w in words]
+        return self._flags([_match_key(w) for w in words])
+
+    def _flags(self, keys: List[str]) -> numpy.ndarray:
         out = numpy.zeros((len(keys), self.width), dtype="float32")
         for start in range(len(keys)):
             phrase = keys[start]

@@ -86,6 +86,7 @@ def build_transformer_features(
     nO: int,
     max_length: int = 128,
     batch_size: int = 64,
+    cache_in_training: bool = True,
 ) -> Model[List[Doc], Floats2d]:
     """Frozen transformer features: per spaCy token, the hidden states of its first sub-word in
     ``layers`` (indices into the hidden states, 0 = embeddings, -1 = last layer), concatenated,
@@ -108,6 +109,7 @@ def build_transformer_features(
             "max_length": int(max_length),
             "batch_size": int(batch_size),
             "encoder": encoder,
+            "cache_in_training": bool(cache_in_training),
         },
         dims={"nO": nO},
     )

@@ -97,18 +97,22 @@ class TokenFeaturizer(nn.Module):
         self,
         word_ids: torch.Tensor,
         char_ids: torch.Tensor,
+        char_index: torch.Tensor,
         shape_ids: torch.Tensor,
         extra: torch.Tensor,
     ) -> torch.Tensor:
+        """``char_ids`` holds the characters of each distinct token of the batch, ``char_index``
+        each token's row in it, so the char CNN runs once per distinct string."""
         parts: List[torch.Tensor] = []
         if self.word_embed is not None:
             parts.append(self.word_embed(word_ids))
         if self.char_conv is not None:
-            chars = self.char_embed(char_ids).transpose(1, 2)  # (tokens, char_dim, max_chars)
+            chars = self.char_embed(char_ids).transpose(1, 2)  # (distinct, char_dim, max_chars)
             conv = self.char_conv(chars)
             # padded character positions must not win the max-pool
             pad = (char_ids == 0).unsqueeze(1)
-            parts.append(conv.masked_fill(pad, -1e4).max(dim=2).values)
+            pooled = conv.masked_fill(pad, -1e4).max(dim=2).values
+            parts.append(pooled.index_select(0, char_index))
         if self.shape_embed is not None:
             parts.append(self.shape_embed(shape_ids))
         if self.n_extra:

@@ -112,3 +112,7 @@ def tiny_helpers():
         twitter_nlp=twitter_nlp, tiny_texts=tiny_texts, tiny_corpus=tiny_corpus,
         small_model_config=small_model_config, train_tiny=train_tiny,
     )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes a minute or more (still run by default)")

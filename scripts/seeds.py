@@ -1,0 +1,76 @@
+"""Train and evaluate one config with several seeds and report the mean and spread of dev/test F1:
+on corpora this small a single run swings by several points.
+
+    python scripts/seeds.py CORPUS CONFIG --seeds 0 1 2 [--gpu-id -1] [-- extra spacy train args]
+
+Each seed trains to training/<corpus>-<config>-seed<N>/ and is scored on dev and test with
+`spacy evaluate --gold-preproc` (metrics/<corpus>-<config>-seed<N>-{dev,test}.json); the summary
+goes to metrics/<corpus>-<config>-seeds.json. A seed whose metrics already exist is not retrained.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import srsly
+from wasabi import msg
+
+
+def run(cmd: List[str]) -> None:
+    msg.info(" ".join(cmd))
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        raise SystemExit(f"command failed with exit code {result.returncode}: {' '.join(cmd)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus")
+    parser.add_argument("config")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `spacy train` arguments after --")
+    args = parser.parse_args()
+    extra = [a for a in args.extra if a != "--"]
+    corpus, config = args.corpus, args.config
+    results = {}
+    for seed in args.seeds:
+        name = f"{corpus}-{config}-seed{seed}"
+        out = Path("training") / name
+        dev_json, test_json = Path("metrics") / f"{name}-dev.json", Path("metrics") / f"{name}-test.json"
+        if not test_json.exists():
+            run([sys.executable, "-m", "spacy", "train", f"configs/{config}.cfg", "--output", str(out),
+                 "--paths.train", f"corpus/{corpus}/train.spacy", "--paths.dev", f"corpus/{corpus}/dev.spacy",
+                 "--paths.vectors", f"assets/vectors/{corpus}-minilm-256", "--paths.lexicons", "assets/lexicons",
+                 "--system.seed", str(seed), "--gpu-id", str(args.gpu_id), *extra])
+            for split, target in (("dev", dev_json), ("test", test_json)):
+                run([sys.executable, "-m", "spacy", "evaluate", str(out / "model-best"),
+                     f"corpus/{corpus}/{split}.spacy", "--output", str(target), "--gold-preproc",
+                     "--gpu-id", str(args.gpu_id)])
+        results[seed] = {s: srsly.read_json(p)["ents_f"] for s, p in (("dev", dev_json), ("test", test_json))}
+    devs = [r["dev"] for r in results.values()]
+    tests = [r["test"] for r in results.values()]
+    summary = {
+        "corpus": corpus,
+        "config": config,
+        "seeds": args.seeds,
+        "dev_f": devs,
+        "test_f": tests,
+        "dev_f_mean": statistics.mean(devs),
+        "dev_f_std": statistics.stdev(devs) if len(devs) > 1 else 0.0,
+        "test_f_mean": statistics.mean(tests),
+        "test_f_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+    }
+    path = Path("metrics") / f"{corpus}-{config}-seeds.json"
+    srsly.write_json(path, summary)
+    msg.good(
+        f"{corpus} {config}: test F1 {100 * summary['test_f_mean']:.1f} ± {100 * summary['test_f_std']:.1f} "
+        f"(dev {100 * summary['dev_f_mean']:.1f} ± {100 * summary['dev_f_std']:.1f}) over seeds {args.seeds} -> {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
