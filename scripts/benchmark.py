@@ -57,6 +57,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import srsly
 from wasabi import msg
 
 TOKENIZER_NAME = "spacy_twitter_ner.TwitterTokenizer.v1"
@@ -413,6 +414,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="1 (or the bare flag): small subsets, 2 epochs, speed on 200/1000 tweets")
     p.add_argument("--vectors", type=Path, default=None,
                    help="static vectors for configs that use them (the project's assets/vectors/<corpus>-minilm-256)")
+    p.add_argument("--reuse", nargs="*", default=[], metavar="SYSTEM=DIR",
+                   help="score and time the model the project already trained, when DIR/model-best exists (train "
+                        "time from DIR/train_log.jsonl), instead of training it again; else it is trained here")
+    p.add_argument("--speed-cap", nargs="*", default=[], metavar="SYSTEM=N",
+                   help="time SYSTEM on at most N tweets, once (for a slow profile)")
     p.add_argument("--lexicons", type=Path, default=Path("assets/lexicons"), help="gazetteer list folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gpu-id", type=int, default=-1, help="for spacy train and the spaCy workers (the CRF is CPU only)")
@@ -472,6 +478,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     msg.info(f"{name}: systems {', '.join(args.systems)}; train {n_docs['train']}, dev {n_docs['dev']}, "
              f"test {n_docs['test']} tweets; {n_raw} raw tweets")
 
+    reused: Dict[str, Path] = {}
+    for item in args.reuse:
+        system, _, folder = item.partition("=")
+        if not folder:
+            msg.fail(f"--reuse {item}: expected SYSTEM=DIR")
+            return 1
+        if (Path(folder) / "model-best").is_dir():
+            reused[system] = Path(folder)
+        elif system in args.systems:
+            msg.info(f"--reuse {item}: no {folder}/model-best yet, so {system} is trained here")
+    if args.quick and reused:
+        msg.info("quick mode trains every system (--reuse is ignored)")
+        reused = {}
+    caps: Dict[str, int] = {}
+    for item in args.speed_cap:
+        system, _, n = item.partition("=")
+        if not n.isdigit():
+            msg.fail(f"--speed-cap {item}: expected SYSTEM=N")
+            return 1
+        caps[system] = int(n)
     results: Dict[str, Dict] = {}
     skipped: Dict[str, str] = {}
     errors: Dict[str, str] = {}
@@ -484,13 +510,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 msg.warn(f"Skipping {system}: {note}")
                 skipped[system] = note
                 continue
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True)
+        reuse = reused.get(system)
+        if reuse is None:
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            out_dir.mkdir(parents=True)
+        else:
+            out_dir = reuse
         entry: Dict = {"system": system}
         try:
             msg.text(f"Training {system} ...")
-            if system == CRF:
+            if reuse is not None:
+                # trained by the project's `train` command: its time comes from the training log
+                entry["reused"] = True
+                if system.startswith(f"{BILSTM}:"):
+                    entry["config"] = str(config)
+                log = reuse / "train_log.jsonl"
+                records = list(srsly.read_jsonl(log)) if log.exists() else []
+                entry["train_seconds"] = float(records[-1]["seconds"]) if records else None
+                msg.info(f"{system}: reusing {reuse} (trained by the project, not retrained here)")
+            elif system == CRF:
                 t0 = time.perf_counter()
                 entry.update(train_crf_system(out_dir, data, args))
                 entry["train_seconds"] = time.perf_counter() - t0
@@ -502,7 +541,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             model = out_dir / "model-best"
             entry["model_path"] = str(model)
             entry["model_mb"] = dir_mib(model)
-            msg.good(f"Trained {system} in {_fmt_seconds(entry['train_seconds'])} -> {model}")
+            if entry["train_seconds"] is not None:
+                msg.good(f"Trained {system} in {_fmt_seconds(entry['train_seconds'])} -> {model}")
 
             msg.text(f"Scoring {system} on dev and test ...")
             scores = run_worker(
@@ -518,9 +558,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             msg.good(f"{system}: dev F1 {_pct(entry['dev_f'])}, test F1 {_pct(entry['test_f'])}")
 
             msg.text(f"Timing {system} on raw tweets ...")
+            system_sizes, system_runs = sizes, runs
+            if system in caps:  # a slow system is timed on fewer tweets, once
+                system_sizes = sorted({min(n if n else caps[system], caps[system]) for n in sizes})
+                system_runs = 1
+                entry["speed_cap"] = caps[system]
             speed = run_worker(
                 {"mode": "speed", "model": str(model), "gpu_id": args.gpu_id, "threads": args.threads,
-                 "batch_size": args.batch_size, "raw": str(args.raw), "sizes": sizes, "runs": runs},
+                 "batch_size": args.batch_size, "raw": str(args.raw), "sizes": system_sizes, "runs": system_runs},
                 out_dir / "bench", env, f"speed ({system})",
             )
             entry.update(speed)

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "benchmark.py"
-SYSTEMS = ["twitter_bilstm_ner:default", "spacy_ner", "crf"]
+SYSTEMS = ["twitter_bilstm_ner:seed", "spacy_ner", "crf"]
 
 PEOPLE = ["Carmelo Anthony", "Lady Gaga", "Barack Obama", "Tom Brady", "Adele"]
 PLACES = ["New York", "Paris", "Tokyo", "Madison Square Garden", "Boston"]
