@@ -562,3 +562,22 @@ def test_multiprocess_pipe_equals_single(saved_dir, tmp_path):
         assert [e[:3] for e in s[1]] == [e[:3] for e in m[1]]
         numpy.testing.assert_allclose([e[3] for e in s[1]], [e[3] for e in m[1]], atol=1e-6)
     assert any(s[1] for s in single)
+
+
+def test_initialize_warns_with_counts_for_unknown_labels_and_empty_tweets(capsys):
+    """Nothing is dropped silently: entities outside the configured label set and empty
+    training tweets are reported with their counts."""
+    from spacy.tokens import Doc
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("twitter_bilstm_ner", config={"labels": ["person"]})
+    examples = [
+        Example.from_dict(nlp.make_doc("Lady Gaga in Paris"), {"entities": [(0, 9, "person"), (13, 18, "geo-loc")]}),
+        Example.from_dict(nlp.make_doc("Adele in Tokyo"), {"entities": [(0, 5, "person"), (9, 14, "geo-loc")]}),
+        Example(Doc(nlp.vocab, words=[]), Doc(nlp.vocab, words=[])),
+    ]
+    nlp.initialize(lambda: examples)
+    out = capsys.readouterr().out
+    assert "2 entities (geo-loc)" in out
+    assert "1 of 3 training examples are empty" in out
+    assert nlp.get_pipe("twitter_bilstm_ner").labels == ("person",)
