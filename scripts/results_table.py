@@ -80,7 +80,10 @@ def benchmark_rows(metrics: Path) -> List[str]:
                 f"{r.get('train_seconds', 0):,.0f} |"
             )
         if out and meta:
-            out.append(f"| | _{meta.get('date', '')}, {meta.get('machine', '')}_ | | | | | |")
+            machine = meta.get("machine", "")
+            if isinstance(machine, dict):
+                machine = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gib', '?')} GiB RAM"
+            out.append(f"| | _{meta.get('date', '')}, {machine}, torch threads {', '.join(map(str, meta.get('threads') or [])) or '?'}_ | | | | | |")
     return out
 
 
@@ -88,7 +91,9 @@ def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
         "corpus's own test/dev split, gold tokenisation, model picked on dev. Words/s is the",
-        "`speed` that `spacy evaluate` reports. Source: `metrics/<corpus>-<config>-{dev,test}.json`.",
+        "`speed` that `spacy evaluate` reports (runs made on a shared, variously loaded machine: compare",
+        "speeds in the benchmark table below, measured side by side). Source:",
+        "`metrics/<corpus>-<config>-{dev,test}.json`; seed 0 unless a seeds column says otherwise.",
         "",
         "| corpus | config | dev F1 | test P | test R | test F1 | test F1 over seeds | words/s |",
         "|---|---|---|---|---|---|---|---|",
