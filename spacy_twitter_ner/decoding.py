@@ -100,12 +100,11 @@ def forward_backward(
     start: numpy.ndarray,
     end: numpy.ndarray,
     allowed: Optional[numpy.ndarray] = None,
-    pairwise: bool = True,
-) -> Tuple[numpy.ndarray, numpy.ndarray, Optional[numpy.ndarray]]:
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Log partition per doc, unary marginals (docs, max_len, tags) and summed pairwise
-    marginals (tags, tags; None unless ``pairwise``, which only training needs) of a linear-chain
-    CRF. ``allowed`` (docs, max_len, tags) restricts the paths (used for the gold paths, with
-    unknown gold tags left open)."""
+    marginals (tags, tags) of a linear-chain CRF, for training (prediction uses ``marginals``).
+    ``allowed`` (docs, max_len, tags) restricts the paths (used for the gold paths, with unknown
+    gold tags left open)."""
     emissions = emissions.astype("float64")
     n_docs, max_len, n_tags = emissions.shape
     lengths = numpy.asarray(lengths, dtype="int64")
@@ -127,8 +126,6 @@ def forward_backward(
         beta[:, t] = numpy.where(last[:, t][:, None], end[None, :],
                                  numpy.where(mask[:, t + 1][:, None], nxt, 0.0))
     marginals = numpy.exp(alpha + beta - log_z[:, None, None]) * mask[:, :, None]
-    if not pairwise:
-        return log_z, marginals, None
     pair = numpy.zeros((n_tags, n_tags))
     for t in range(1, max_len):
         live = mask[:, t]
