@@ -87,6 +87,57 @@ def benchmark_rows(metrics: Path) -> List[str]:
     return out
 
 
+PEER_CONFIGS = (
+    ("seed", "the tutorial's BiLSTM (`configs/seed.cfg`)"),
+    ("fast", "`twitter_bilstm_ner` fast"),
+    ("accurate", "`twitter_bilstm_ner` accurate"),
+)
+BENCHMARK_PEERS = (("crf", "CRF, word-shape + context features (sklearn-crfsuite)"),
+                   ("spacy_ner", "spaCy 3.8 `ner`, efficiency config"))
+
+
+def peer_rows(metrics: Path) -> List[str]:
+    """One row per system, one column per corpus: our configs (seed 0, and the mean ± sd over seeds
+    where the `seeds` command ran), the CRF and spaCy `ner` from the benchmark, then the published
+    systems of metrics/published.json."""
+    def test_f(path: Path, *keys: str) -> Optional[float]:
+        if not path.exists():
+            return None
+        data = srsly.read_json(path)
+        for key in keys:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        return data if isinstance(data, (int, float)) else None
+
+    def row(name: str, cells: List[str]) -> Optional[str]:
+        return f"| {name} | " + " | ".join(cells) + " |" if any(c != "-" for c in cells) else None
+
+    rows = []
+    for config, name in PEER_CONFIGS:
+        rows.append(row(f"{name}, seed 0", [pct(test_f(metrics / f"{c}-{config}-test.json", "ents_f")) for c in CORPORA]))
+        seeds = [metrics / f"{c}-{config}-seeds.json" for c in CORPORA]
+        cells = []
+        for path in seeds:
+            data = srsly.read_json(path) if path.exists() else None
+            cells.append("-" if data is None else
+                         f"{pct(data['test_f_mean'])} ± {pct(data['test_f_std'])} (min {pct(min(data['test_f']))})")
+        n_seeds = {len(srsly.read_json(p)["seeds"]) for p in seeds if p.exists()}
+        rows.append(row(f"{name}, mean ± sd over {'/'.join(map(str, sorted(n_seeds)))} seeds", cells))
+    for key, name in BENCHMARK_PEERS:
+        rows.append(row(name, [pct(test_f(metrics / f"benchmark-{c}.json", key, "test_f")) for c in CORPORA]))
+    published_path = metrics / "published.json"
+    published = srsly.read_json(published_path) if published_path.exists() else {}
+    systems: Dict[str, Dict[str, float]] = {}
+    for corpus, entries in published.items():
+        if corpus.startswith("_"):
+            continue
+        for entry in entries:
+            systems.setdefault(entry["system"], {})[corpus] = entry["test_f"]
+    for system, scores in systems.items():
+        rows.append(row(f"_published:_ {system}",
+                        ["-" if scores.get(c) is None else f"{100 * scores[c]:.2f}" for c in CORPORA]))
+    return [r for r in rows if r is not None]
+
+
 def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
@@ -99,6 +150,18 @@ def render(metrics: Path) -> str:
         "|---|---|---|---|---|---|---|---|",
         *model_rows(metrics),
     ]
+    peers = peer_rows(metrics)
+    if peers:
+        lines += [
+            "",
+            "Against the peers, test F1 on each corpus's own test split (sources: the metric files above,",
+            "`metrics/<corpus>-<config>-seeds.json` from `spacy project run seeds`, the benchmark files below,",
+            "and, for published systems, `metrics/published.json`, which cites each paper):",
+            "",
+            "| system | " + " | ".join(CORPORA) + " |",
+            "|---|" + "---|" * len(CORPORA),
+            *peers,
+        ]
     bench = benchmark_rows(metrics)
     if bench:
         lines += [

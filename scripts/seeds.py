@@ -1,20 +1,22 @@
 """Train and evaluate one config with several seeds and report the mean and spread of dev/test F1:
 on corpora this small a single run swings by several points.
 
-    python scripts/seeds.py CORPUS CONFIG --seeds 0 1 2 [--gpu-id -1] [-- extra spacy train args]
+    python scripts/seeds.py CORPUS CONFIG --seeds 0 1 2 [--gpu-id -1] [--reuse training/CORPUS-CONFIG] [spacy train overrides]
 
 Each seed trains to training/<corpus>-<config>-seed<N>/ and is scored on dev and test with
 `spacy evaluate --gold-preproc` (metrics/<corpus>-<config>-seed<N>-{dev,test}.json); the summary
-goes to metrics/<corpus>-<config>-seeds.json. A seed whose metrics already exist is not retrained.
+goes to metrics/<corpus>-<config>-seeds.json. A seed whose metrics already exist is not retrained, and
+--reuse names a model `spacy project run train` already made (its seed is read from its config).
 """
 import argparse
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import srsly
+from thinc.api import Config
 from wasabi import msg
 
 
@@ -25,26 +27,47 @@ def run(cmd: List[str]) -> None:
         raise SystemExit(f"command failed with exit code {result.returncode}: {' '.join(cmd)}")
 
 
+def reusable_model(train_dir: Optional[Path], seed: int) -> Optional[Path]:
+    """model-best of `train_dir` if its config says it was trained with `seed`, else None."""
+    if train_dir is None:
+        return None
+    model = train_dir / "model-best"
+    if not (model / "config.cfg").exists():
+        return None
+    config = Config().from_disk(model / "config.cfg", interpolate=False)
+    return model if str(config["system"]["seed"]) == str(seed) else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus")
     parser.add_argument("config")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `spacy train` arguments after --")
-    args = parser.parse_args()
-    extra = [a for a in args.extra if a != "--"]
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a training directory (e.g. training/<corpus>-<config>) whose model-best was trained "
+                             "with one of the seeds: that seed is scored, not retrained")
+    # Anything not recognised goes to `spacy train` (e.g. --training.max_epochs 5); parse_known_args
+    # rather than a REMAINDER positional, which would swallow --seeds itself.
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
     corpus, config = args.corpus, args.config
     results = {}
     for seed in args.seeds:
         name = f"{corpus}-{config}-seed{seed}"
         out = Path("training") / name
         dev_json, test_json = Path("metrics") / f"{name}-dev.json", Path("metrics") / f"{name}-test.json"
+        reused = reusable_model(args.reuse, seed)
+        if not test_json.exists() and reused is not None:
+            msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
+            for split, target in (("dev", dev_json), ("test", test_json)):
+                run([sys.executable, "-m", "spacy", "evaluate", str(reused), f"corpus/{corpus}/{split}.spacy",
+                     "--output", str(target), "--gold-preproc", "--gpu-id", str(args.gpu_id)])
         if not test_json.exists():
             run([sys.executable, "-m", "spacy", "train", f"configs/{config}.cfg", "--output", str(out),
                  "--paths.train", f"corpus/{corpus}/train.spacy", "--paths.dev", f"corpus/{corpus}/dev.spacy",
                  "--paths.vectors", f"assets/vectors/{corpus}-minilm-256", "--paths.lexicons", "assets/lexicons",
-                 "--system.seed", str(seed), "--gpu-id", str(args.gpu_id), *extra])
+                 "--paths.train_log", str(out / "train_log.jsonl"), "--system.seed", str(seed), "--gpu-id", str(args.gpu_id), *extra])
             for split, target in (("dev", dev_json), ("test", test_json)):
                 run([sys.executable, "-m", "spacy", "evaluate", str(out / "model-best"),
                      f"corpus/{corpus}/{split}.spacy", "--output", str(target), "--gold-preproc",

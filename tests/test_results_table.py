@@ -149,3 +149,40 @@ def test_missing_readme_writes_results_md_only(tmp_path):
     assert "does not exist" in result.stdout
     assert not (tmp_path / "README.md").exists()
     assert "| wnut16 | `seed` |" in (metrics / "results.md").read_text(encoding="utf8")
+
+
+def test_peers_table_puts_ours_beside_the_baselines_and_published(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _write(metrics / "wnut16-course-seed-test.json", _metrics(0.3, 0.3, 0.31))
+    _write(metrics / "wnut16-accurate-test.json", _metrics(0.4, 0.4, 0.405))
+    _write(metrics / "wnut16-accurate-seeds.json", {
+        "corpus": "wnut16", "config": "accurate", "seeds": [0, 1, 2], "dev_f": [0.4, 0.4, 0.4],
+        "test_f": [0.405, 0.38, 0.42], "dev_f_mean": 0.4, "dev_f_std": 0.0,
+        "test_f_mean": 0.4017, "test_f_std": 0.0202})
+    _write(metrics / "benchmark-wnut16.json", {
+        "_meta": {"date": "2025-01-02", "machine": "2-core CPU", "quick": 0},
+        "crf": {"dev_f": 0.3, "test_f": 0.279, "words_per_second": 1.0, "speed_ratio": 1.0, "train_seconds": 1},
+        "spacy_ner": {"dev_f": 0.2, "test_f": 0.25, "words_per_second": 1.0, "speed_ratio": 1.0, "train_seconds": 1},
+    })
+    _write(metrics / "published.json", {
+        "_about": "cited",
+        "wnut16": [{"system": "Shared-task winner", "test_f": 0.5241, "source": "a paper"}],
+        "wnut17": [{"system": "Shared-task winner", "test_f": 0.4186, "source": "another paper"}],
+    })
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n", encoding="utf8")
+    _run(metrics, readme)
+    lines = _block(readme.read_text(encoding="utf8")).splitlines()
+    header = "| system | wnut16-course | wnut16 | wnut17 |"
+    assert header in lines
+    peers = lines[lines.index(header) + 2:]
+    peers = peers[:next((i for i, l in enumerate(peers) if not l.startswith("|")), len(peers))]
+    assert peers == [
+        "| the tutorial's BiLSTM (`configs/seed.cfg`), seed 0 | 31.0 | - | - |",
+        "| `twitter_bilstm_ner` accurate, seed 0 | - | 40.5 | - |",
+        "| `twitter_bilstm_ner` accurate, mean ± sd over 3 seeds | - | 40.2 ± 2.0 (min 38.0) | - |",
+        "| CRF, word-shape + context features (sklearn-crfsuite) | - | 27.9 | - |",
+        "| spaCy 3.8 `ner`, efficiency config | - | 25.0 | - |",
+        "| _published:_ Shared-task winner | - | 52.41 | 41.86 |",
+    ]
