@@ -46,6 +46,7 @@ setup(
             f"spacy_twitter_ner.CRFDecoder.v1 = {ARCH}:build_crf_decoder",
             "spacy_twitter_ner.TransformerFeatures.v1 = spacy_twitter_ner.pretrained:build_transformer_features",
             "spacy_twitter_ner.StaticVectors.v1 = spacy_twitter_ner.pretrained:build_static_vectors",
+            "spacy_twitter_ner.EnsembleTagger.v1 = spacy_twitter_ner.ensemble:build_ensemble_tagger",
         ],
         "thinc_schedules": [
             "spacy_twitter_ner.epoch_decay.v1 = spacy_twitter_ner.schedules:epoch_decay",

@@ -53,11 +53,13 @@ def main() -> int:
     extra = [a for a in extra if a != "--"]
     corpus, config = args.corpus, args.config
     results = {}
+    models = {}
     for seed in args.seeds:
         name = f"{corpus}-{config}-seed{seed}"
         out = Path("training") / name
         dev_json, test_json = Path("metrics") / f"{name}-dev.json", Path("metrics") / f"{name}-test.json"
         reused = reusable_model(args.reuse, seed)
+        models[seed] = str(reused if reused is not None and not (out / "model-best").exists() else out / "model-best")
         if not test_json.exists() and reused is not None:
             msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
             for split, target in (("dev", dev_json), ("test", test_json)):
@@ -85,6 +87,8 @@ def main() -> int:
         "dev_f_std": statistics.stdev(devs) if len(devs) > 1 else 0.0,
         "test_f_mean": statistics.mean(tests),
         "test_f_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        # the pipelines behind the scores, for `python -m spacy_twitter_ner.ensemble --from-seeds`
+        "models": [models[seed] for seed in args.seeds],
     }
     path = Path("metrics") / f"{corpus}-{config}-seeds.json"
     srsly.write_json(path, summary)

@@ -140,6 +140,8 @@ class TwitterBiLSTMNER(TrainablePipe):
         return 1
 
     def _is_initialized(self) -> bool:
+        if self.model.attrs.get("ensemble"):
+            return True  # assembled from trained members
         decoder = self.model.get_ref("decoder")
         return any(node.has_dim("nO") is True for node in decoder.walk() if node.name == "linear")
 
@@ -155,6 +157,12 @@ class TwitterBiLSTMNER(TrainablePipe):
         """Labels from the data (or ``labels``/the config), the word vocabulary from every
         training tweet, then the model's shapes from a small sample."""
         validate_get_examples(get_examples, "TwitterBiLSTMNER.initialize")
+        if self.model.attrs.get("ensemble"):
+            raise ValueError(
+                "twitter_bilstm_ner: this model is an ensemble of trained models "
+                "(spacy_twitter_ner.EnsembleTagger.v1); it is assembled with `python -m "
+                "spacy_twitter_ner.ensemble`, not initialized or trained. Train its members instead."
+            )
         data_labels: Dict[str, int] = {}
         keys: List[str] = []
         sample: List[Doc] = []

@@ -14,6 +14,7 @@ Neither holds parameters, so nothing of them is written when a pipeline is saved
 names the vectors/the encoder, and loading the pipeline loads them again. ``transformers`` is
 only imported when a transformer is first used, so building a pipeline from a config is cheap.
 """
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -148,6 +149,8 @@ class TransformerEncoder:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self._loaded: Optional[Dict[str, Any]] = None
+        self._memo: Optional[Tuple[List[Doc], numpy.ndarray]] = None
+        self._remember = 0
 
     # -- copies / pickling ----------------------------------------------------------------------
 
@@ -157,7 +160,22 @@ class TransformerEncoder:
     def __getstate__(self) -> Dict:
         state = dict(self.__dict__)
         state["_loaded"] = None
+        state["_memo"] = None
+        state["_remember"] = 0
         return state
+
+    @contextlib.contextmanager
+    def remember_last(self) -> Iterator[None]:
+        """Within the block, a call with the very same Doc objects as the call before returns
+        the same features without running the encoder again (an ensemble's members share one
+        encoder this way). Nothing is kept after the block."""
+        self._remember += 1
+        try:
+            yield
+        finally:
+            self._remember -= 1
+            if not self._remember:
+                self._memo = None
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -267,6 +285,16 @@ class TransformerEncoder:
     def __call__(self, docs: Sequence[Doc]) -> numpy.ndarray:
         """(total tokens, nO) float32 features for ``docs`` (numpy, or cupy on a GPU)."""
         docs = list(docs)
+        if self._memo is not None and len(self._memo[0]) == len(docs) and all(
+            a is b for a, b in zip(self._memo[0], docs)
+        ):
+            return self._memo[1]
+        Y = self._encode(docs)
+        if self._remember:
+            self._memo = (docs, Y)
+        return Y
+
+    def _encode(self, docs: List[Doc]) -> numpy.ndarray:
         lengths = [len(doc) for doc in docs]
         total = sum(lengths)
         if total == 0:
