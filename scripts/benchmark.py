@@ -503,14 +503,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     errors: Dict[str, str] = {}
     for system in args.systems:
         out_dir = root / system_dirname(system)
+        reuse = reused.get(system)
         if system.startswith(f"{BILSTM}:"):
             config = args.configs_dir / f"{system.split(':', 1)[1]}.cfg"
-            if not config.is_file():
+            # a reused pipeline needs no config file (e.g. a seed ensemble, which is assembled, not trained)
+            if reuse is None and not config.is_file():
                 note = f"config {config} does not exist"
+                if system.endswith("-ensemble"):
+                    note = (f"a seed ensemble is assembled, not trained: run `spacy project run seeds` and "
+                            f"`spacy project run ensemble` first, then pass --reuse {system}=DIR")
                 msg.warn(f"Skipping {system}: {note}")
                 skipped[system] = note
                 continue
-        reuse = reused.get(system)
         if reuse is None:
             if out_dir.exists():
                 shutil.rmtree(out_dir)
@@ -523,7 +527,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if reuse is not None:
                 # trained by the project's `train` command: its time comes from the training log
                 entry["reused"] = True
-                if system.startswith(f"{BILSTM}:"):
+                if system.startswith(f"{BILSTM}:") and config.is_file():
                     entry["config"] = str(config)
                 log = reuse / "train_log.jsonl"
                 records = list(srsly.read_jsonl(log)) if log.exists() else []
