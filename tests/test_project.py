@@ -188,6 +188,34 @@ def test_plots_and_results(project):
     assert readme.startswith("# tiny\n\n## Results\n\n") and readme.endswith(f"{RESULTS_END}\n\n## Rest\n\nuntouched\n")
 
 
+def test_seeds_then_ensemble(project):
+    """`seeds` reuses the model `all` trained (seed 0) and trains seeds 1 and 2; `ensemble`
+    averages the three into one pipeline and scores it; `results` shows both."""
+    proj, vars_, _ = project
+    result = run_project(proj, "seeds", ".", *vars_)
+    assert result.returncode == 0, _fail_text(result)
+    out = _plain(result.stdout)
+    assert "seed 0: scoring training/tiny-tiny/model-best" in out
+    assert out.count("-m spacy train") == 2
+    summary = srsly.read_json(proj / "metrics" / "tiny-tiny-seeds.json")
+    assert summary["seeds"] == [0, 1, 2] and len(summary["test_f"]) == 3
+    assert summary["models"] == ["training/tiny-tiny/model-best", "training/tiny-tiny-seed1/model-best",
+                                 "training/tiny-tiny-seed2/model-best"]
+    result = run_project(proj, "ensemble", ".", *vars_)
+    assert result.returncode == 0, _fail_text(result)
+    nlp = spacy.load(proj / "training" / "tiny-tiny-ensemble" / "model-best")
+    assert nlp.get_pipe("twitter_bilstm_ner").model.attrs["ensemble"] == 3
+    assert nlp.vocab.vectors.shape[1] == 256  # the members' static vectors came along
+    assert nlp("Lady Gaga is heading to Paris tonight").ents
+    for split in ("dev", "test"):
+        assert 0.0 <= srsly.read_json(proj / "metrics" / f"tiny-tiny-ensemble-{split}.json")["ents_f"] <= 1.0
+    result = run_project(proj, "results", ".", *vars_)
+    assert result.returncode == 0, _fail_text(result)
+    table = (proj / "metrics" / "results.md").read_text(encoding="utf8")
+    assert "| tiny | `tiny-ensemble` |" in table
+    assert re.search(r"\| tiny \| `tiny` \|( [^|]* \|){4} [0-9.]+ ± [0-9.]+ \(seeds 0, 1, 2\)", table)
+
+
 # ---------------------------------------------------------------------------------------------
 # failures, with messages that say what to fix
 
