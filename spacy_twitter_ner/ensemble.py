@@ -121,7 +121,8 @@ def _load_member(path: Path):
 
 def assemble(member_paths: Sequence[Path], output: Path) -> Dict[str, Any]:
     """Build the ensemble of the pipelines in ``member_paths`` and save it to ``output``. The
-    first member gives the tokenizer, vocab (and static vectors) and the other components."""
+    first member gives the tokenizer, the vocab (and static vectors) and any other components:
+    seed runs of one config share all of these."""
     if len(member_paths) < 2:
         raise ValueError(f"ensemble: give at least 2 trained pipelines, got {len(member_paths)}")
     paths = [Path(p) for p in member_paths]
@@ -152,12 +153,12 @@ def assemble(member_paths: Sequence[Path], output: Path) -> Dict[str, Any]:
     if all(c is not None for c in member_crfs):
         crf.set_dim("nO", len(pipes[0].tags))
         for name in ("transitions", "start", "end"):
-            crf.set_param(name, numpy.mean([c.get_param(name) for c in member_crfs], axis=0).astype("float32"))
+            mean = numpy.mean([crf.ops.to_numpy(c.get_param(name)) for c in member_crfs], axis=0)
+            crf.set_param(name, crf.ops.asarray(mean.astype("float32")))
     nlp.meta["description"] = (
         f"Ensemble of {len(paths)} twitter_bilstm_ner models (mean of their tag and transition "
         f"scores): {', '.join(str(p) for p in paths)}"
     )
-    nlp.meta.setdefault("sources", [])
     output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     return {"members": [str(p) for p in paths], "labels": list(pipes[0].labels), "output": str(output)}
