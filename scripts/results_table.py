@@ -24,6 +24,11 @@ def pct(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def num(value: Optional[float], fmt: str = "{:,.0f}") -> str:
+    """A figure, or "-" where the benchmark has none (e.g. no train time for an assembled ensemble)."""
+    return "-" if value is None else fmt.format(value)
+
+
 def seed_cell(path: Path) -> Optional[str]:
     if not path.exists():
         return None
@@ -79,8 +84,8 @@ def benchmark_rows(metrics: Path) -> List[str]:
                 continue
             out.append(
                 f"| {corpus} | {name} | {pct(r.get('dev_f'))} | {pct(r.get('test_f'))} | "
-                f"{r.get('words_per_second', 0):,.0f} | {r.get('speed_ratio', 0):.2f}x | "
-                f"{r.get('train_seconds', 0):,.0f} |"
+                f"{num(r.get('words_per_second'))} | {num(r.get('speed_ratio'), '{:.2f}x')} | "
+                f"{num(r.get('train_seconds'))} |"
             )
         if out and meta:
             machine = meta.get("machine", "")

@@ -52,6 +52,8 @@ def project(tmp_path):
                         "speed_ratio": 1.5, "train_seconds": 321.2},
         "spacy-ner": {"dev_f": 0.51, "test_f": 0.31, "words_per_second": 13333.0,
                       "speed_ratio": 1.0, "train_seconds": 100.0},
+        "bilstm-ensemble": {"dev_f": 0.62, "test_f": 0.42, "words_per_second": 1000.0,
+                            "speed_ratio": 0.075, "train_seconds": None},
     })
     _write(metrics / "benchmark-wnut16-course-quick.json", {
         "_meta": {"date": "2025-01-03", "machine": "laptop", "quick": 1},
@@ -103,6 +105,7 @@ def test_fills_block_and_keeps_the_rest(project):
     # benchmark rows, quick run ignored
     assert "| wnut16-course | bilstm-fast | 61.0 | 41.0 | 20,000 | 1.50x | 321 |" in lines
     assert "| wnut16-course | spacy-ner | 51.0 | 31.0 | 13,333 | 1.00x | 100 |" in lines
+    assert "| wnut16-course | bilstm-ensemble | 62.0 | 42.0 | 1,000 | 0.07x | - |" in lines  # no train time
     assert "quickie" not in block and "laptop" not in block
     assert any("2025-01-02" in l and "2-core CPU" in l for l in lines)
     # metrics/results.md holds the same table
