@@ -122,13 +122,11 @@ def peer_rows(metrics: Path) -> List[str]:
     rows = []
     for config, name in PEER_CONFIGS:
         rows.append(row(f"{name}, seed 0", [pct(test_f(metrics / f"{c}-{config}-test.json", "ents_f")) for c in CORPORA]))
-        seeds = [metrics / f"{c}-{config}-seeds.json" for c in CORPORA]
-        cells = []
-        for path in seeds:
-            data = srsly.read_json(path) if path.exists() else None
-            cells.append("-" if data is None else
-                         f"{pct(data['test_f_mean'])} ± {pct(data['test_f_std'])} (min {pct(min(data['test_f']))})")
-        n_seeds = {len(srsly.read_json(p)["seeds"]) for p in seeds if p.exists()}
+        paths = [metrics / f"{c}-{config}-seeds.json" for c in CORPORA]
+        seeds = [srsly.read_json(p) if p.exists() else None for p in paths]
+        cells = ["-" if d is None else f"{pct(d['test_f_mean'])} ± {pct(d['test_f_std'])} (min {pct(min(d['test_f']))})"
+                 for d in seeds]
+        n_seeds = {len(d["seeds"]) for d in seeds if d is not None}
         rows.append(row(f"{name}, mean ± sd over {'/'.join(map(str, sorted(n_seeds)))} seeds", cells))
         rows.append(row(f"{name}, ensemble of those seeds",
                         [pct(test_f(metrics / f"{c}-{config}{ENSEMBLE}-test.json", "ents_f")) for c in CORPORA]))

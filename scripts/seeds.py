@@ -59,21 +59,20 @@ def main() -> int:
         out = Path("training") / name
         dev_json, test_json = Path("metrics") / f"{name}-dev.json", Path("metrics") / f"{name}-test.json"
         reused = reusable_model(args.reuse, seed)
-        models[seed] = str(reused if reused is not None and not (out / "model-best").exists() else out / "model-best")
-        if not test_json.exists() and reused is not None:
-            msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
-            for split, target in (("dev", dev_json), ("test", test_json)):
-                run([sys.executable, "-m", "spacy", "evaluate", str(reused), f"corpus/{corpus}/{split}.spacy",
-                     "--output", str(target), "--gold-preproc", "--gpu-id", str(args.gpu_id)])
+        model = reused if reused is not None else out / "model-best"
+        models[seed] = str(model)
         if not test_json.exists():
-            run([sys.executable, "-m", "spacy", "train", f"configs/{config}.cfg", "--output", str(out),
-                 "--paths.train", f"corpus/{corpus}/train.spacy", "--paths.dev", f"corpus/{corpus}/dev.spacy",
-                 "--paths.vectors", f"assets/vectors/{corpus}-minilm-256", "--paths.lexicons", "assets/lexicons",
-                 "--paths.train_log", str(out / "train_log.jsonl"), "--system.seed", str(seed), "--gpu-id", str(args.gpu_id), *extra])
+            if reused is not None:
+                msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
+            else:
+                run([sys.executable, "-m", "spacy", "train", f"configs/{config}.cfg", "--output", str(out),
+                     "--paths.train", f"corpus/{corpus}/train.spacy", "--paths.dev", f"corpus/{corpus}/dev.spacy",
+                     "--paths.vectors", f"assets/vectors/{corpus}-minilm-256", "--paths.lexicons", "assets/lexicons",
+                     "--paths.train_log", str(out / "train_log.jsonl"), "--system.seed", str(seed),
+                     "--gpu-id", str(args.gpu_id), *extra])
             for split, target in (("dev", dev_json), ("test", test_json)):
-                run([sys.executable, "-m", "spacy", "evaluate", str(out / "model-best"),
-                     f"corpus/{corpus}/{split}.spacy", "--output", str(target), "--gold-preproc",
-                     "--gpu-id", str(args.gpu_id)])
+                run([sys.executable, "-m", "spacy", "evaluate", str(model), f"corpus/{corpus}/{split}.spacy",
+                     "--output", str(target), "--gold-preproc", "--gpu-id", str(args.gpu_id)])
         results[seed] = {s: srsly.read_json(p)["ents_f"] for s, p in (("dev", dev_json), ("test", test_json))}
     devs = [r["dev"] for r in results.values()]
     tests = [r["test"] for r in results.values()]

@@ -146,8 +146,7 @@ def assemble(member_paths: Sequence[Path], output: Path) -> Dict[str, Any]:
     nlp.replace_pipe(COMPONENT, COMPONENT, config=component_config)
     ensemble = nlp.get_pipe(COMPONENT)
     for layer, pipe in zip(ensemble.model.layers[:-1], pipes):
-        layer.from_bytes(pipe.model.to_bytes())
-    _share_transformers(ensemble.model.layers[:-1])
+        layer.from_bytes(pipe.model.to_bytes())  # the shared transformer (not serialized) stays shared
     crf = ensemble.model.get_ref("decoder").get_ref("crf")
     member_crfs = [crf_layer(pipe.model) for pipe in pipes]
     if all(c is not None for c in member_crfs):
