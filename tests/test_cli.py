@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from spacy_twitter_ner import cli
+from spacy_twitter_ner.cli import tag as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -263,3 +263,13 @@ def test_console_script_installed():
         pytest.skip("console script not installed in this environment")
     proc = subprocess.run([script, "--help"], capture_output=True, env=ENV, timeout=60)
     assert proc.returncode == 0 and b"MODEL" in proc.stdout
+
+
+def test_subcommand_dispatch_keeps_plain_tag_usage(capsys):
+    """`spacy-twitter-ner MODEL` and `spacy-twitter-ner tag MODEL` are the same command."""
+    from spacy_twitter_ner.cli import main as dispatch
+
+    assert dispatch(["tag", "--help"]) == 0
+    assert "Tag named entities" in capsys.readouterr().out
+    assert dispatch(["no-such-model-dir"]) == 1
+    assert "not found" in capsys.readouterr().err
