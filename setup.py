@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-ARCH = "spacy_twitter_ner.architectures"
+MODELS = "spacy_twitter_ner.models"
 
 setup(
     name="spacy-twitter-ner",
@@ -36,29 +36,30 @@ setup(
     entry_points={
         "spacy_factories": [
             "twitter_bilstm_ner = spacy_twitter_ner.component:make_twitter_bilstm_ner",
-            "twitter_crf_ner = spacy_twitter_ner.crf_baseline:make_twitter_crf_ner",
+            "twitter_crf_ner = spacy_twitter_ner.baselines.crf:make_twitter_crf_ner",
         ],
         "spacy_tokenizers": [
             "spacy_twitter_ner.TwitterTokenizer.v1 = spacy_twitter_ner.tokenizer:create_twitter_tokenizer",
         ],
         "spacy_architectures": [
-            f"spacy_twitter_ner.BiLSTMTagger.v1 = {ARCH}:build_bilstm_tagger",
-            f"spacy_twitter_ner.TokenFeatures.v1 = {ARCH}:build_token_features",
-            f"spacy_twitter_ner.BiLSTMEncoder.v1 = {ARCH}:build_bilstm_encoder",
-            f"spacy_twitter_ner.SoftmaxDecoder.v1 = {ARCH}:build_softmax_decoder",
-            f"spacy_twitter_ner.CRFDecoder.v1 = {ARCH}:build_crf_decoder",
-            "spacy_twitter_ner.TransformerFeatures.v1 = spacy_twitter_ner.pretrained:build_transformer_features",
-            "spacy_twitter_ner.StaticVectors.v1 = spacy_twitter_ner.pretrained:build_static_vectors",
-            "spacy_twitter_ner.EnsembleTagger.v1 = spacy_twitter_ner.ensemble:build_ensemble_tagger",
+            f"spacy_twitter_ner.BiLSTMTagger.v1 = {MODELS}.tagger:build_bilstm_tagger",
+            f"spacy_twitter_ner.TokenFeatures.v1 = {MODELS}.features:build_token_features",
+            f"spacy_twitter_ner.BiLSTMEncoder.v1 = {MODELS}.encoder:build_bilstm_encoder",
+            f"spacy_twitter_ner.SoftmaxDecoder.v1 = {MODELS}.softmax:build_softmax_decoder",
+            f"spacy_twitter_ner.CRFDecoder.v1 = {MODELS}.crf:build_crf_decoder",
+            f"spacy_twitter_ner.EnsembleTagger.v1 = {MODELS}.ensemble:build_ensemble_tagger",
+            f"spacy_twitter_ner.TransformerFeatures.v1 = {MODELS}.knowledge.transformer:build_transformer_features",
+            f"spacy_twitter_ner.StaticVectors.v1 = {MODELS}.knowledge.static_vectors:build_static_vectors",
         ],
         "thinc_schedules": [
-            "spacy_twitter_ner.epoch_decay.v1 = spacy_twitter_ner.schedules:epoch_decay",
+            "spacy_twitter_ner.epoch_decay.v1 = spacy_twitter_ner.training.schedules:epoch_decay",
         ],
         "spacy_callbacks": [
-            "spacy_twitter_ner.epoch_clock.v1 = spacy_twitter_ner.schedules:create_epoch_clock",
+            "spacy_twitter_ner.epoch_clock.v1 = spacy_twitter_ner.training.schedules:create_epoch_clock",
+            "spacy_twitter_ner.before_update.v1 = spacy_twitter_ner.training.callbacks:create_before_update",
         ],
         "spacy_loggers": [
-            "spacy_twitter_ner.CurveLogger.v1 = spacy_twitter_ner.training_log:curve_logger",
+            "spacy_twitter_ner.CurveLogger.v1 = spacy_twitter_ner.training.curve_logger:curve_logger",
         ],
         "console_scripts": [
             "spacy-twitter-ner = spacy_twitter_ner.cli:main",

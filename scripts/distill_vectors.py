@@ -27,7 +27,7 @@ import numpy
 import srsly
 from wasabi import msg
 
-from spacy_twitter_ner.features import word_key
+from spacy_twitter_ner.models.lexical import word_key
 from spacy_twitter_ner.tokenizer import URL, USR
 
 ALWAYS = (USR, URL)
@@ -86,7 +86,7 @@ def embed_words(
     from tokenizers import Tokenizer
     from transformers import AutoModel, AutoTokenizer
 
-    from spacy_twitter_ner.pretrained import resolve_model_path
+    from spacy_twitter_ner.models.knowledge.transformer import resolve_model_path
 
     path = resolve_model_path(model_name)
     kwargs = {"local_files_only": True} if Path(path).is_dir() else {}
@@ -139,6 +139,10 @@ def pca(X: numpy.ndarray, dims: int) -> Tuple[numpy.ndarray, numpy.ndarray, nump
     mean = X64.mean(axis=0)
     centred = X64 - mean
     _, s, vt = numpy.linalg.svd(centred, full_matrices=False)
+    # SVD fixes each component only up to its sign, and LAPACK's choice can change with the
+    # thread count or build: make the largest-magnitude entry of each component positive, so
+    # the same input always gives the same vectors (sklearn's svd_flip does the same).
+    vt = vt * numpy.sign(vt[numpy.arange(len(vt)), numpy.abs(vt).argmax(axis=1)])[:, None]
     components = vt[:dims]
     reduced = centred @ components.T
     var = s**2

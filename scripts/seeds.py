@@ -19,6 +19,9 @@ import srsly
 from thinc.api import Config
 from wasabi import msg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from commands import evaluate_command, project_paths, project_train_command  # noqa: E402
+
 
 def run(cmd: List[str]) -> None:
     msg.info(" ".join(cmd))
@@ -55,25 +58,19 @@ def main() -> int:
     results = {}
     models = {}
     for seed in args.seeds:
-        name = f"{corpus}-{config}-seed{seed}"
-        out = Path("training") / name
-        dev_json, test_json = Path("metrics") / f"{name}-dev.json", Path("metrics") / f"{name}-test.json"
+        paths = project_paths(corpus, config, suffix=f"-seed{seed}")
         reused = reusable_model(args.reuse, seed)
-        model = reused if reused is not None else out / "model-best"
+        model = reused if reused is not None else paths.model
         models[seed] = str(model)
-        if not test_json.exists():
+        if not paths.test_metrics.exists():
             if reused is not None:
                 msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
             else:
-                run([sys.executable, "-m", "spacy", "train", f"configs/{config}.cfg", "--output", str(out),
-                     "--paths.train", f"corpus/{corpus}/train.spacy", "--paths.dev", f"corpus/{corpus}/dev.spacy",
-                     "--paths.vectors", f"assets/vectors/{corpus}-minilm-256", "--paths.lexicons", "assets/lexicons",
-                     "--paths.train_log", str(out / "train_log.jsonl"), "--system.seed", str(seed),
-                     "--gpu-id", str(args.gpu_id), *extra])
-            for split, target in (("dev", dev_json), ("test", test_json)):
-                run([sys.executable, "-m", "spacy", "evaluate", str(model), f"corpus/{corpus}/{split}.spacy",
-                     "--output", str(target), "--gold-preproc", "--gpu-id", str(args.gpu_id)])
-        results[seed] = {s: srsly.read_json(p)["ents_f"] for s, p in (("dev", dev_json), ("test", test_json))}
+                run(project_train_command(paths, seed=seed, gpu_id=args.gpu_id, overrides=extra))
+            for data, target in ((paths.dev, paths.dev_metrics), (paths.test, paths.test_metrics)):
+                run(evaluate_command(model, data, target, gpu_id=args.gpu_id))
+        results[seed] = {s: srsly.read_json(p)["ents_f"]
+                         for s, p in (("dev", paths.dev_metrics), ("test", paths.test_metrics))}
     devs = [r["dev"] for r in results.values()]
     tests = [r["test"] for r in results.values()]
     summary = {
@@ -89,7 +86,7 @@ def main() -> int:
         # the pipelines behind the scores, for `python -m spacy_twitter_ner.ensemble --from-seeds`
         "models": [models[seed] for seed in args.seeds],
     }
-    path = Path("metrics") / f"{corpus}-{config}-seeds.json"
+    path = project_paths(corpus, config).seeds_metrics
     srsly.write_json(path, summary)
     msg.good(
         f"{corpus} {config}: test F1 {100 * summary['test_f_mean']:.1f} ± {100 * summary['test_f_std']:.1f} "

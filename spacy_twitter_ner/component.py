@@ -1,35 +1,30 @@
 """The ``twitter_bilstm_ner`` pipeline component: a ``TrainablePipe`` that predicts BIO tags with
 the BiLSTM tagger and writes them to ``doc.ents``, each entity with a confidence in
 ``span._.score``."""
-from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
 from spacy import util
-from spacy.attrs import IS_SPACE, ORTH
+from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, Ragged
+from thinc.api import Config, Model, Optimizer
 from wasabi import msg
 
 from . import __version__
-from .architectures import crf_layer, init_gazetteer, set_n_tags, set_word_vocab
-from .decoding import FORBIDDEN, bio_constraints, marginals as crf_marginals, bio_tags, crf_loss, forward_backward, pad_scores, softmax, viterbi
-from .features import build_vocab, word_key
-from .torch_modules import trim_heap
+from .models import crf, encoder, features, softmax, tagger  # noqa: F401  (registers the architectures)
+from .models.bio import bio_tags, doc_tag_ids, gold_tag_ids, tags_to_spans
+from .models.scores import TagScores
+from .runtime import one_torch_thread_in_forked_children
 
-# Bumped whenever a saved model can no longer be read by this code.
-FORMAT_VERSION = 1
-N_INIT_SAMPLES = 10
-# Updates between heap trims (see torch_modules.trim_heap).
-TRIM_EVERY = 20
-# Docs decoded together (sorted by length) in Viterbi and forward-backward.
-DECODE_CHUNK = 32
+# Bumped whenever a saved model can no longer be read by this code (2: the CRF as a layer,
+# knowledge sources as sub-layers).
+FORMAT_VERSION = 2
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -83,6 +78,13 @@ def make_twitter_bilstm_ner(
     return TwitterBiLSTMNER(nlp.vocab, model, name, labels=labels, scorer=scorer)
 
 
+def _same_tokens(eg: Example) -> bool:
+    """The gold doc has the predicted tokens (gold_preproc, or the tokenizer agrees): no
+    alignment needed."""
+    x, y = eg.predicted, eg.reference
+    return len(x) == len(y) and all(a.text == b.text for a, b in zip(x, y))
+
+
 class TwitterBiLSTMNER(TrainablePipe):
     """Named entities for tweets from a BiLSTM(-CRF) tagger over BIO tags."""
 
@@ -100,8 +102,7 @@ class TwitterBiLSTMNER(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: Dict = {"labels": list(labels or []), "format": FORMAT_VERSION, "version": __version__}
-        self._tag_cache: Optional[Tuple] = None
-        self._n_updates = 0
+        one_torch_thread_in_forked_children()
 
     # -- labels -----------------------------------------------------------------------------
 
@@ -115,22 +116,15 @@ class TwitterBiLSTMNER(TrainablePipe):
 
     @property
     def tags(self) -> List[str]:
-        return self._tag_tables()[0]
-
-    def _tag_tables(self):
-        """BIO tags, tag -> id and the BIO constraint scores, recomputed when labels change."""
-        if self._tag_cache is None or self._tag_cache[0] != bio_tags(self.labels):
-            tags = bio_tags(self.labels)
-            trans, start = bio_constraints(tags)
-            self._tag_cache = (tags, {t: i for i, t in enumerate(tags)}, trans, start)
-        return self._tag_cache
+        """The BIO tags the model predicts: its output columns, in order."""
+        return bio_tags(self.labels)
 
     def add_label(self, label: str) -> int:
         if not isinstance(label, str):
             raise ValueError(f"twitter_bilstm_ner: a label must be a string, got {label!r}")
         if label in self.labels:
             return 0
-        if self._is_initialized():
+        if self.model.get_ref("output").has_dim("nO") is True:
             raise ValueError(
                 f"twitter_bilstm_ner: cannot add label {label!r} to a trained model (it predicts "
                 f"{len(self.tags)} tags); add labels before nlp.initialize()"
@@ -138,12 +132,6 @@ class TwitterBiLSTMNER(TrainablePipe):
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
         return 1
-
-    def _is_initialized(self) -> bool:
-        if self.model.attrs.get("ensemble"):
-            return True  # assembled from trained members
-        decoder = self.model.get_ref("decoder")
-        return any(node.has_dim("nO") is True for node in decoder.walk() if node.name == "linear")
 
     # -- training ---------------------------------------------------------------------------
 
@@ -154,33 +142,21 @@ class TwitterBiLSTMNER(TrainablePipe):
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
     ) -> None:
-        """Labels from the data (or ``labels``/the config), the word vocabulary from every
-        training tweet, then the model's shapes from a small sample."""
+        """Labels from the data (or ``labels``/the config); then the model initialises itself
+        from every training doc (its word vocabulary) and the tag set (its output size)."""
         validate_get_examples(get_examples, "TwitterBiLSTMNER.initialize")
-        if self.model.attrs.get("ensemble"):
-            raise ValueError(
-                "twitter_bilstm_ner: this model is an ensemble of trained models "
-                "(spacy_twitter_ner.EnsembleTagger.v1); it is assembled with `python -m "
-                "spacy_twitter_ner.ensemble`, not initialized or trained. Train its members instead."
-            )
         data_labels: Dict[str, int] = {}
-        keys: List[str] = []
-        sample: List[Doc] = []
-        lower = self._features_attr("lower", True)
-        n_examples = n_empty = 0
+        docs: List[Doc] = []
+        n_empty = 0
         for eg in get_examples():
-            n_examples += 1
-            if len(eg.reference) == 0:
-                n_empty += 1
+            n_empty += len(eg.reference) == 0
             for ent in eg.reference.ents:
                 data_labels[ent.label_] = data_labels.get(ent.label_, 0) + 1
-            keys.extend(word_key(t.text, lower) for t in eg.reference)
-            if len(sample) < N_INIT_SAMPLES:
-                sample.append(eg.x)
-        if n_examples == 0:
+            docs.append(eg.reference)
+        if not docs:
             raise ValueError("twitter_bilstm_ner: initialize() got no training examples")
         if n_empty:
-            msg.warn(f"twitter_bilstm_ner: {n_empty} of {n_examples} training examples are empty tweets")
+            msg.warn(f"twitter_bilstm_ner: {n_empty} of {len(docs)} training examples are empty tweets")
         wanted = list(labels) if labels is not None else list(self.cfg["labels"])
         if wanted:
             unknown = {k: v for k, v in data_labels.items() if k not in wanted}
@@ -196,18 +172,7 @@ class TwitterBiLSTMNER(TrainablePipe):
         self.cfg["labels"] = list(dict.fromkeys(wanted))
         for label in self.labels:
             self.vocab.strings.add(label)
-        words = build_vocab(keys, self._features_attr("min_freq", 1), self._features_attr("max_words", None))
-        set_word_vocab(self.model, words)
-        init_gazetteer(self.model)
-        set_n_tags(self.model, len(self.tags))
-        self.model.initialize(X=sample)
-
-    def _features_attr(self, name: str, default):
-        features = self.model.get_ref("features") if self.model.has_ref("features") else None
-        if features is None:
-            return default
-        value = features.attrs.get(name, default)
-        return default if value is None and default is not None else value
+        self.model.initialize(X=docs, Y=self.tags)
 
     def update(
         self,
@@ -230,149 +195,53 @@ class TwitterBiLSTMNER(TrainablePipe):
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
-        self._n_updates += 1
-        if self._n_updates % TRIM_EVERY == 0:
-            trim_heap()
         return losses
 
-    def _gold_ids(self, examples: Sequence[Example]) -> numpy.ndarray:
+    def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
+        """The decoder's loss against the gold tags (a mean over tokens with a known gold tag)."""
+        return scores.loss(self.gold_tag_ids(examples))
+
+    def gold_tag_ids(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Flat gold tag ids aligned to the predicted tokens; -1 where unknown (misaligned or
         missing annotation, or a label outside the label set)."""
-        tag_ids = self._tag_tables()[1]
-        out: List[int] = []
-        for eg in examples:
-            if len(eg.x) == len(eg.y) and numpy.array_equal(eg.x.to_array(ORTH), eg.y.to_array(ORTH)):
-                # same tokens (gold_preproc, or the tokenizer agrees): no alignment needed
-                biluos = [t.ent_iob_ + ("-" + t.ent_type_ if t.ent_type_ else "") if t.ent_iob_ else None for t in eg.y]
-                biluos = ["O" if b == "O" else b for b in biluos]
-            else:
-                biluos = eg.get_aligned_ner()
-            for biluo in biluos:
-                if biluo is None or biluo == "-" or biluo == "":
-                    out.append(-1)
-                elif biluo == "O":
-                    out.append(0)
-                else:
-                    prefix, label = biluo.split("-", 1)
-                    bio = ("B-" if prefix in ("B", "U") else "I-") + label
-                    out.append(tag_ids.get(bio, -1))
-        return numpy.asarray(out, dtype="int64")
-
-    def get_loss(self, examples: Iterable[Example], scores: Ragged) -> Tuple[float, Ragged]:
-        """Softmax cross-entropy or CRF negative log-likelihood, averaged over tokens with a known
-        gold tag (padding never enters: the batch is ragged, and the CRF masks by length)."""
-        examples = list(examples)
-        ops = self.model.ops
-        gold = self._gold_ids(examples)
-        flat = ops.to_numpy(scores.data).astype("float64")
-        lengths = ops.to_numpy(scores.lengths)
-        n_known = max(1, int((gold >= 0).sum()))
-        crf = crf_layer(self.model)
-        if crf is None:
-            probs = softmax(flat)
-            known = gold >= 0
-            truth = numpy.zeros_like(probs)
-            truth[numpy.arange(len(gold))[known], gold[known]] = 1.0
-            d_flat = (probs - truth) * known[:, None] / n_known
-            loss = float(-numpy.log(probs[known, gold[known]] + 1e-12).sum() / n_known)
-        else:
-            _, _, hard_trans, hard_start = self._tag_tables()
-            trans = ops.to_numpy(crf.get_param("transitions")).astype("float64") + hard_trans
-            start = ops.to_numpy(crf.get_param("start")).astype("float64") + hard_start
-            end = ops.to_numpy(crf.get_param("end")).astype("float64")
-            gold_padded = pad_scores(gold[:, None], lengths)[:, :, 0] if len(gold) else numpy.zeros((len(lengths), 0), "int64")
-            if len(gold):
-                mask = numpy.arange(gold_padded.shape[1])[None, :] < lengths[:, None]
-                gold_padded = numpy.where(mask, gold_padded, -1)
-            loss_sum, d_em, d_trans, d_start, d_end = crf_loss(
-                pad_scores(flat, lengths), lengths, gold_padded, trans, start, end
-            )
-            mask = numpy.arange(d_em.shape[1])[None, :] < lengths[:, None]
-            d_flat = d_em[mask] / n_known
-            crf.inc_grad("transitions", ops.asarray2f((d_trans / n_known).astype("float32")))
-            crf.inc_grad("start", ops.asarray1f((d_start / n_known).astype("float32")))
-            crf.inc_grad("end", ops.asarray1f((d_end / n_known).astype("float32")))
-            loss = loss_sum / n_known
-        d_scores = Ragged(ops.asarray2f(d_flat.astype("float32")), scores.lengths)
-        return loss, d_scores
+        tag_ids = {tag: i for i, tag in enumerate(self.tags)}
+        label_ids = {label: i for i, label in enumerate(self.labels)}
+        parts = [
+            doc_tag_ids(eg.reference, label_ids) if _same_tokens(eg)
+            else gold_tag_ids(eg.get_aligned_ner(), tag_ids)
+            for eg in examples
+        ]
+        return numpy.concatenate(parts) if parts else numpy.zeros((0,), dtype="int64")
 
     # -- prediction -------------------------------------------------------------------------
 
-    def _decode(self, docs: Sequence[Doc], scores: Ragged) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
-        """Per doc: the constrained Viterbi path and the per-token tag probabilities (CRF
-        marginals, or the softmax of a softmax decoder). Docs are decoded in chunks of similar
-        length, so the time-step loops do not run over the padding of one long tweet."""
-        _, _, hard_trans, hard_start = self._tag_tables()
-        ops = self.model.ops
-        flat = ops.to_numpy(scores.data).astype("float64")
-        lengths = ops.to_numpy(scores.lengths).astype("int64")
-        # whitespace tokens are never part of an entity
-        is_space = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs if len(doc)] or [numpy.zeros(0)])
-        if is_space.any():
-            flat[is_space.astype(bool), 1:] = FORBIDDEN
-        crf = crf_layer(self.model)
-        if crf is None:
-            trans, start, end = hard_trans, hard_start, None
-            flat = numpy.log(softmax(flat) + 1e-12)  # Viterbi over log-probabilities
-        else:
-            trans = ops.to_numpy(crf.get_param("transitions")) + hard_trans
-            start = ops.to_numpy(crf.get_param("start")) + hard_start
-            end = ops.to_numpy(crf.get_param("end"))
-        per_doc = numpy.split(flat, numpy.cumsum(lengths)[:-1]) if len(lengths) else []
-        paths: List[numpy.ndarray] = [numpy.zeros(0, "int64")] * len(per_doc)
-        probs: List[numpy.ndarray] = [numpy.zeros((0, flat.shape[1]))] * len(per_doc)
-        order = numpy.argsort(lengths, kind="stable")
-        for lo in range(0, len(order), DECODE_CHUNK):
-            chunk = order[lo : lo + DECODE_CHUNK]
-            chunk_lengths = lengths[chunk]
-            if chunk_lengths.max(initial=0) == 0:
-                continue
-            emissions = pad_scores(numpy.concatenate([per_doc[i] for i in chunk]), chunk_lengths)
-            best = viterbi(emissions, chunk_lengths, trans, start, end)
-            if crf is None:
-                marginals = softmax(emissions)
-            else:
-                marginals = crf_marginals(emissions, chunk_lengths, trans, start, end)
-            for j, i in enumerate(chunk):
-                n = chunk_lengths[j]
-                paths[i], probs[i] = best[j, :n], marginals[j, :n]
-        return paths, probs
-
-    def predict(self, docs: Iterable[Doc]):
+    def predict(self, docs: Iterable[Doc]) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
         """Per doc: tag ids of the best valid path and the probability of each chosen tag."""
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            return [(numpy.zeros(len(doc), "int64"), numpy.ones(len(doc))) for doc in docs]
-        paths, probs = self._decode(docs, self.model.predict(docs))
+        paths, probs = self._decode(list(docs))
         return [(path, p[numpy.arange(len(path)), path]) for path, p in zip(paths, probs)]
+
+    def _decode(self, docs: List[Doc]) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
+        if not any(len(doc) for doc in docs):
+            return [numpy.zeros(len(doc), "int64") for doc in docs], [numpy.zeros((len(doc), len(self.tags))) for doc in docs]
+        # white space tokens are never part of an entity
+        outside = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs]).astype(bool)
+        paths, probs = self.model.predict(docs).decode(outside=outside)
+        ops = self.model.ops
+        return [ops.to_numpy(p) for p in paths], [ops.to_numpy(p) for p in probs]
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
         tags = self.tags
         for doc, (path, tag_probs) in zip(docs, preds):
-            ents: List[Span] = []
-            start = None
-            for i, tag_id in enumerate(list(path) + [0]):
-                tag = tags[tag_id]
-                if start is not None and not tag.startswith("I-"):
-                    ents.append(self._entity(doc, start, i, tags[path[start]][2:], tag_probs))
-                    start = None
-                if tag.startswith("B-"):
-                    start = i
-            doc.ents = ents
-
-    @staticmethod
-    def _entity(doc: Doc, start: int, end: int, label: str, tag_probs: numpy.ndarray) -> Span:
-        span = Span(doc, start, end, label=label)
-        span._.score = float(numpy.mean(tag_probs[start:end]))
-        return span
+            spans = tags_to_spans(doc, [tags[i] for i in path])
+            for span in spans:
+                span._.score = float(numpy.mean(tag_probs[span.start : span.end]))
+            doc.ents = spans
 
     def tag_probabilities(self, docs: Union[Doc, Iterable[Doc]]) -> List[numpy.ndarray]:
         """(tokens, tags) probability of every BIO tag for every token (``self.tags`` names the
         columns): CRF marginals, or the softmax of a softmax decoder."""
         docs = [docs] if isinstance(docs, Doc) else list(docs)
-        if not any(len(doc) for doc in docs):
-            return [numpy.zeros((len(doc), len(self.tags))) for doc in docs]
-        return self._decode(docs, self.model.predict(docs))[1]
+        return self._decode(docs)[1]
 
     # -- serialization ----------------------------------------------------------------------
 
@@ -384,7 +253,6 @@ class TwitterBiLSTMNER(TrainablePipe):
                 f"{self.cfg.get('version', 'unknown')}); this spacy-twitter-ner {__version__} reads "
                 f"format {FORMAT_VERSION}. Retrain, or install the version that saved it."
             )
-        self._tag_cache = None
 
     def _load_model_bytes(self, data: bytes, where: str) -> None:
         try:

@@ -23,10 +23,9 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-__all__ = ["USR", "URL", "twitter_norm", "TwitterTokenizer", "create_twitter_tokenizer"]
+from .normalize import BARE_URL_HOST_PATTERN, DOMAIN_LABELS_PATTERN, URL, USR, twitter_norm
 
-USR = "<USR>"
-URL = "<URL>"
+__all__ = ["USR", "URL", "twitter_norm", "TwitterTokenizer", "create_twitter_tokenizer"]
 
 TOKENIZER_NAME = "spacy_twitter_ner.TwitterTokenizer.v1"
 SERIALIZATION_VERSION = 1
@@ -34,29 +33,15 @@ SERIALIZATION_VERSION = 1
 # ``Language.to_disk`` hands a file path (``<model>/tokenizer``) instead.
 CONFIG_FILENAME = "tokenizer.json"
 
-# twitter_norm: prefixes (compared lower-cased) that make a token a URL.
-_URL_PREFIXES = ("http://", "https://", "www.", "t.co/")
-_URL_PREFIX_MAX_LEN = max(len(p) for p in _URL_PREFIXES)
-_MENTION_SIGIL = "@"
-# First characters of every token twitter_norm can change: lets the norm pass skip most tokens.
-_NORM_FIRST_CHARS = frozenset(_MENTION_SIGIL + "hHwWtT")
+# First characters of the tokens twitter_norm can change without a dot in them (mentions and the
+# scheme/www/t.co URL prefixes): lets the norm pass skip most tokens. Scheme-less URLs
+# ("bit.ly/x") always hold a dot, which the norm pass checks for as well.
+_NORM_FIRST_CHARS = frozenset("@hHwWtT")
+_DOT = "."
 
 # Lone UTF-16 surrogates cannot be UTF-8 encoded, so spaCy's StringStore rejects them.
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _REPLACEMENT_CHAR = "\ufffd"
-
-
-def twitter_norm(text: str) -> str:
-    """Collapse the open-ended vocabularies of a tweet: mentions -> ``USR``, URLs -> ``URL``.
-
-    Shared by the tokenizer (``token.norm_``) and the model's features so that both agree,
-    whether the strings come from :class:`TwitterTokenizer` or from pre-tokenised corpora.
-    """
-    if len(text) > 1 and text[0] == _MENTION_SIGIL:
-        return USR
-    if text[:_URL_PREFIX_MAX_LEN].lower().startswith(_URL_PREFIXES):
-        return URL
-    return text
 
 
 # ---------------------------------------------------------------------------
@@ -140,15 +125,16 @@ _CURRENCY = "$€£¥"
 # Token patterns, in priority order
 # ---------------------------------------------------------------------------
 
+# "https:/" with one slash: tweets cut at 140 characters end in "https:/…".
 _URL_PAT = (
-    r"(?i:https?://|www\.(?=\w)|t\.co/)"
+    r"(?i:https?:/|www\.(?=\w)|t\.co/)"
     rf"(?:{_URL_CHAR}*{_URL_LAST_CHAR})?"  # greedy, backs off only over trailing punctuation
 )
 
 # A run of word characters (incl. combining marks). 'h'/'w' are only taken when they do not
 # start a URL, so a URL glued to a word ("Questionhttp://bit.ly/x", "#tagshttps://t.co/y")
 # is still split off whole. Matching runs (not single chars) keeps the hot loop in C.
-_NOT_URL_START = r"(?!(?i:https?://|www\.\w))"
+_NOT_URL_START = r"(?!(?i:https?:/|www\.\w))"
 _WORD_RUN = rf"(?:[^\WhHwW]++|[{_MARKS}]++|{_NOT_URL_START}[hHwW])"
 
 _MENTION_PAT = rf"@{_WORD_RUN}++"
@@ -172,15 +158,54 @@ _EMOTICON_PAT = "|".join(_EMOTICON_PATS)
 _EMOJI_ELEMENT = rf"[{_EMOJI_BASE}][{_EMOJI_MODIFIERS}]*+[{_EMOJI_TAGS}]*+"
 _EMOJI_PAT = rf"{_REGIONAL_INDICATOR}{{2}}|{_EMOJI_ELEMENT}(?:{_ZWJ}{_EMOJI_ELEMENT})*"
 
-# Words: may start with digits ("4ever", "2nd") but need a non-digit; internal apostrophes
-# keep contractions whole ("can't", "it's", "rock'n'roll").
-_WORD_PAT = rf"\d*+(?:[^\W\dhHwW]|{_NOT_URL_START}[hHwW]){_WORD_RUN}*+(?:['’]{_WORD_RUN}++)*+"
-_NUMBER_PAT = rf"[{re.escape(_CURRENCY)}]?\d++(?:[.,:]\d++)*+%?"
+# The clitic "'s" is its own token, as in spaCy and the WNUT train files ("Prompto 's", "it 's"),
+# so that a name's entity span is the name alone. Other contractions ("can't", "I'm", "you're")
+# stay whole: that is how the corpora mostly write them.
+_CLITIC_S_PAT = rf"['’][sS](?![\w{_MARKS}])"
+
+# Words: may start with digits ("4ever", "2nd") but need a non-digit; a hyphen before digits
+# does not end them ("AK-47", "Pac-12", "CVE-2017-0144": whole in spaCy and the corpora);
+# internal apostrophes keep contractions whole ("can't", "I'm", "rock'n'roll"), except a
+# final "'s" (see above).
+_WORD_PAT = (
+    rf"\d*+(?:[^\W\dhHwW]|{_NOT_URL_START}[hHwW]){_WORD_RUN}*+"
+    rf"(?:-\d{_WORD_RUN}*+)*+"
+    rf"(?:['’](?![sS](?![\w{_MARKS}])){_WORD_RUN}++)*+"
+)
+# "w/" (with) and "w/o" (without) are words of their own, as in spaCy and the corpora.
+_WITH_PAT = r"[wW]/(?:[oO](?!\w))?"
+# The common case first: a word not glued by ".", "@", "+" or "-" to more word characters is a
+# plain word; only the rest pay for the e-mail / URL / abbreviation patterns below.
+_PLAIN_WORD_PAT = rf"{_WORD_PAT}(?![.@+-][^\W_])"
+
+# E-mail addresses, before mentions can take their "@domain" part ("foo@bar.com").
+_EMAIL_PAT = (
+    r"[\w+-]{1,64}+(?:\.[\w+-]{1,64}+){0,8}+@"
+    rf"{DOMAIN_LABELS_PATTERN}(?:[a-z]{{2,24}}+|[A-Z]{{2,24}}+)(?![\w-])"
+)
+# URLs without scheme ("bit.ly/x", "example.co.uk"): the host rule is shared with twitter_norm;
+# a path is taken like a scheme URL's, a lone "?" or "#" is sentence punctuation.
+_URL_PATH = rf"(?:{_URL_CHAR}*{_URL_LAST_CHAR})"
+_BARE_URL_PAT = rf"{BARE_URL_HOST_PATTERN}(?:/{_URL_PATH}?|[?#]{_URL_PATH})?"
+# Dotted abbreviations stay whole, as in spaCy: "U.S.A.", "U.K.", "e.g.", "p.m" (single letters
+# only, so "word.Next" and "J.Crew" are still split at the dot).
+_ABBREV_PAT = r"[^\W\d_](?:\.[^\W\d_]){1,9}+\.?(?!\w)"
+# All three need a "." or "@" after the first run of word characters: one bounded look skips them.
+# Every part of them is bounded too, so a failed attempt never costs more than a bounded look.
+_DOTTED_PAT = rf"(?=[\w+-]{{1,64}}+[.@])(?:{_EMAIL_PAT}|{_BARE_URL_PAT}|{_ABBREV_PAT})"
+
+# Cashtags ("$AAPL", "$BRK.A"), Twitter's rule: 1-6 letters, an optional ".x"/"_xx" class suffix.
+_CASHTAG_PAT = r"\$[A-Za-z]{1,6}+(?:[._][A-Za-z]{1,2}+)?(?!\w)"
+# Numbers keep their separators: "6:30", "3.5", "1,000", and dates, scores and fractions
+# ("9/11", "24/7", "1/2": whole in spaCy and the corpora).
+_NUMBER_PAT = rf"[{re.escape(_CURRENCY)}]?\d++(?:[.,:/]\d++)*+%?"
 _PUNCT_PAT = "|".join(f"{re.escape(c)}++" for c in _REPEATABLE_PUNCT)
 _WHITESPACE_PAT = r"\s++"
 _FALLBACK_PAT = rf"(?s:.)[{_MARKS}]*+"  # any other char, with its combining marks
 
+# Whitespace, the most frequent piece, goes first: no other pattern can start with it.
 _TOKEN_PATTERNS = [
+    _WHITESPACE_PAT,
     _URL_PAT,
     _MENTION_PAT,
     _HASHTAG_PAT,
@@ -188,10 +213,14 @@ _TOKEN_PATTERNS = [
     _KEYCAP_PAT,
     _EMOTICON_PAT,
     _EMOJI_PAT,
+    _WITH_PAT,
+    _PLAIN_WORD_PAT,
+    _DOTTED_PAT,
     _WORD_PAT,
+    _CASHTAG_PAT,
     _NUMBER_PAT,
+    _CLITIC_S_PAT,
     _PUNCT_PAT,
-    _WHITESPACE_PAT,
     _FALLBACK_PAT,
 ]
 TOKEN_RE = re.compile("|".join(f"(?:{p})" for p in _TOKEN_PATTERNS))
@@ -253,7 +282,7 @@ class TwitterTokenizer:
         if has_surrogate:
             doc._original_text = original
         for i, word in enumerate(words):
-            if word[0] in _NORM_FIRST_CHARS:
+            if word[0] in _NORM_FIRST_CHARS or _DOT in word:
                 norm = twitter_norm(word)
                 if norm is not word:
                     doc[i].norm_ = norm

@@ -1,5 +1,6 @@
 """scripts/benchmark.py end to end in quick mode on a tiny templated corpus (a subprocess with a
-timeout): the JSON report's keys and types, speed_ratio, loadable models, the Markdown table."""
+timeout): the JSON report's keys and types, speed_ratio at two thread settings, memory growth while
+predicting, loadable models, the Markdown table; and its helpers without a run."""
 import json
 import os
 import random
@@ -72,7 +73,8 @@ def bench_run(tmp_path_factory):
         sys.executable, str(SCRIPT), "--corpus", "tiny", "--corpus-dir", str(corpus), "--raw", str(raw),
         "--out", str(out), "--training-dir", str(tmp / "training"),
         "--systems", "twitter_bilstm_ner:no_such_config", *SYSTEMS,
-        "--quick", "--max-steps", "6", "--eval-frequency", "3", "--threads", "1", "--batch-size", "16",
+        "--quick", "--max-steps", "6", "--eval-frequency", "3", "--threads", "1", "default",
+        "--train-threads", "1", "--batch-size", "16",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -109,10 +111,67 @@ def test_json_report(bench_run):
     assert "no_such_config.cfg does not exist" in bench_run[2].stdout
 
 
+def test_thread_settings_and_memory(bench_run):
+    """Speed at one thread and at torch's default in the same run, each against spaCy's ner;
+    resident-memory growth while predicting; the load and the thread settings in the meta."""
+    _, out, _ = bench_run
+    report = json.loads((out / "benchmark-tiny-quick.json").read_text(encoding="utf8"))
+    meta = report["_meta"]
+    assert meta["thread_settings"] == ["1", "default"]
+    assert meta["threads_by_setting"]["1"] == [1]
+    default_threads = meta["threads_by_setting"]["default"]
+    assert len(default_threads) == 1 and default_threads[0] >= 1
+    assert set(meta["threads"]) == {1, default_threads[0]}
+    assert meta["train_threads"] == 1
+    load = meta["load"]
+    assert set(load) >= {"loadavg_before", "loadavg_after", "other_cpu_cores", "seconds"}
+    assert len(load["loadavg_before"]) == 3 and load["other_cpu_cores"] >= 0
+    for system in SYSTEMS:
+        r = report[system]
+        assert list(r["words_per_second_by_threads"]) == ["1", "default"]
+        assert all(v > 0 for v in r["words_per_second_by_threads"].values())
+        # the headline figures are the first setting's
+        assert r["words_per_second"] == r["words_per_second_by_threads"]["1"]
+        assert r["speed_ratio"] == r["speed_ratio_by_threads"]["1"]
+        assert r["threads_by_setting"] == {"1": 1, "default": default_threads[0]}
+        assert set(r["speed_by_threads"]) == {"1", "default"}
+        assert r["other_cpu_cores_by_threads"]["1"] >= 0
+        # current RSS (statm) after the warm-up and at the end, not the peak
+        assert isinstance(r["rss_growth_mb"], float)
+        assert r["rss_growth_mb"] == pytest.approx(r["rss_end_mb"] - r["rss_warm_mb"])
+        assert 0 < r["rss_warm_mb"] <= r["peak_rss_mb"] + 1
+        assert r["rss_growth_tweets"] == 50
+        assert r["rss_growth_mb_by_threads"]["1"] == r["rss_growth_mb"]
+        assert r["speed_by_threads"]["1"]["words_per_second"] == r["words_per_second"]
+    base = report["spacy_ner"]
+    assert base["speed_ratio_by_threads"] == {"1": 1.0, "default": 1.0}
+    # null when spaCy's own growth is below 1 MiB (50 tiny tweets): a ratio to a few pages is noise
+    assert base["rss_growth_ratio"] == (1.0 if base["rss_growth_mb"] >= 1 else None)
+    for system in SYSTEMS:
+        r = report[system]
+        ratio = r["words_per_second_by_threads"]["default"] / base["words_per_second_by_threads"]["default"]
+        assert r["speed_ratio_by_threads"]["default"] == pytest.approx(ratio)
+        if base["rss_growth_mb"] >= 1:
+            assert r["rss_growth_ratio"] == pytest.approx(r["rss_growth_mb"] / base["rss_growth_mb"])
+
+
+def test_train_command_lines_come_from_the_configs(bench_run):
+    """The benchmark trains through scripts/commands.py: neither spaCy's ner config nor the
+    tutorial's (configs/seed.cfg) uses static vectors, so neither gets --paths.vectors."""
+    tmp, _, _ = bench_run
+    root = tmp / "training" / "benchmark-tiny-quick"
+    for system in ("spacy_ner", "twitter_bilstm_ner-seed"):
+        line = (root / system / "train.log").read_text(encoding="utf8").splitlines()[0]
+        assert " -m spacy train " in line and "--paths.vectors" not in line, line
+        assert "--training.max_steps 6" in line and "--system.seed 0" in line
+    spacy_ner = (root / "spacy_ner" / "train.log").read_text(encoding="utf8").splitlines()[0]
+    assert "--paths.lexicons" not in spacy_ner
+
+
 def test_models_load(bench_run):
     import spacy
 
-    import spacy_twitter_ner.crf_baseline  # noqa: F401
+    import spacy_twitter_ner.baselines.crf  # noqa: F401
 
     _, out, _ = bench_run
     report = json.loads((out / "benchmark-tiny-quick.json").read_text(encoding="utf8"))
@@ -126,11 +185,17 @@ def test_models_load(bench_run):
 def test_markdown_table(bench_run):
     _, out, proc = bench_run
     md = (out / "benchmark-tiny-quick.md").read_text(encoding="utf8")
-    assert "| System | Dev F1 | Test F1 | Words/s | Speed vs spacy ner |" in md
+    header = next(line for line in md.splitlines() if line.startswith("| System |"))
+    assert header.startswith("| System | Dev F1 | Test F1 | Words/s (1 thread) | Speed vs spacy ner (1 thread) | "
+                             "Words/s (default: ")
+    assert "| RSS growth predicting | RSS growth vs spacy ner | Train time | Peak RSS | Model size |" in header
     for system in SYSTEMS:
         assert f"| {system} |" in md
-    assert "1.00x" in md
-    assert "cores" in md.splitlines()[2]
+    row = next(line for line in md.splitlines() if line.startswith("| spacy_ner |"))
+    assert row.count("1.00x") >= 2 and " MiB |" in row
+    assert len(row.split("|")) == len(header.split("|"))
+    assert "cores" in md.splitlines()[2] and "default (" in md.splitlines()[2]
+    assert "Load: other processes kept" in md
 
 
 def test_missing_inputs_fail_clearly(tmp_path):
@@ -163,3 +228,57 @@ def test_helpers_and_missing_raw(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1 and "Raw tweets file not found" in proc.stdout
+
+
+def _benchmark_module():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    return benchmark
+
+
+def test_thread_options(monkeypatch):
+    benchmark = _benchmark_module()
+    assert benchmark.parse_args(["--corpus", "x"]).threads == ["1", "default"]
+    assert benchmark.parse_args(["--corpus", "x", "--threads", "4", "Default"]).threads == ["4", "default"]
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--corpus", "x", "--threads", "0"])
+    assert benchmark.setting_threads("default") is None and benchmark.setting_threads("2") == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert benchmark.child_env(1, clear=True)["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in benchmark.child_env(None, clear=True)  # torch's own default
+    assert benchmark.child_env(None)["OMP_NUM_THREADS"] == "3"  # training: inherited
+
+
+def test_ratios_against_spacy_ner():
+    benchmark = _benchmark_module()
+    results = {
+        "spacy_ner": {"words_per_second": 100.0, "words_per_second_at": {"50": 100.0},
+                      "words_per_second_by_threads": {"1": 100.0, "default": 200.0},
+                      "rss_growth_mb": 10.0, "rss_growth_mb_by_threads": {"1": 10.0, "default": 0.5}},
+        "ours": {"words_per_second": 50.0, "words_per_second_at": {"50": 50.0},
+                 "words_per_second_by_threads": {"1": 50.0, "default": 300.0},
+                 "rss_growth_mb": 25.0, "rss_growth_mb_by_threads": {"1": 25.0, "default": 5.0}},
+    }
+    benchmark.add_ratios(results)
+    ours = results["ours"]
+    assert ours["speed_ratio"] == 0.5 and ours["speed_ratio_at"] == {"50": 0.5}
+    assert ours["speed_ratio_by_threads"] == {"1": 0.5, "default": 1.5}
+    assert ours["rss_growth_ratio"] == 2.5
+    assert ours["rss_growth_ratio_by_threads"] == {"1": 2.5, "default": None}  # spaCy grew < 1 MiB
+    del results["spacy_ner"]
+    benchmark.add_ratios(results)
+    assert ours["speed_ratio"] is None and ours["rss_growth_ratio"] is None
+
+
+def test_rss_and_load_probes():
+    benchmark = _benchmark_module()
+    before = benchmark._rss_mib()
+    block = bytearray(64 * 1024 * 1024)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    assert benchmark._rss_mib() - before > 50
+    del block
+    load = benchmark.LoadProbe().read()
+    assert load["other_cpu_cores"] >= 0 and len(load["loadavg_before"]) == 3

@@ -15,6 +15,10 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Model, Ragged
 
+from spacy_twitter_ner.component import FORMAT_VERSION
+from spacy_twitter_ner.models.crf import CRF
+from spacy_twitter_ner.models.scores import CRFScores, TagScores
+
 NAME = "twitter_bilstm_ner"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
@@ -134,7 +138,8 @@ def test_learns_tiny_corpus(which, tiny_helpers):
         config, lr = None, 0.01
     nlp, exs, history, f1_before = tiny_helpers.train_tiny(config, epochs=6, drop=0.1, learn_rate=lr)
     ner = nlp.get_pipe(NAME)
-    assert (ner.model.get_ref("decoder").attrs["crf"]) == (which != "seed-softmax")
+    assert (ner.model.get_ref("decoder").get_ref("head").name == CRF) == (which != "seed-softmax")
+    assert isinstance(ner.model.predict([exs[0].predicted]), CRFScores) == (which != "seed-softmax")
     assert f1_before < 0.5
     scores = nlp.evaluate(exs)
     assert scores["ents_f"] >= 0.9, (scores, history)
@@ -179,8 +184,11 @@ def test_labels_subset_from_config_ignores_other_entities(tiny_helpers):
     ner = nlp.get_pipe(NAME)
     assert ner.labels == ("person",)
     # geo-loc gold is unknown (-1), person gold is used
-    gold = ner._gold_ids(exs[:1])
+    gold = ner.gold_tag_ids(exs[:1])
+    assert gold.shape == (len(exs[0].predicted),)
     assert (gold == -1).sum() == len(exs[0].reference.ents[1]) and (gold >= 0).sum() > 0
+    person = exs[0].reference.ents[0]
+    assert [ner.tags[i] for i in gold[person.start:person.end]] == ["B-person"] + ["I-person"] * (len(person) - 1)
     losses = nlp.update(exs)
     assert numpy.isfinite(losses[NAME])
 
@@ -319,7 +327,8 @@ def test_scores_favouring_invalid_tags_still_give_valid_entities(kind, trained, 
     nlp = trained[0] if kind == "crf" else softmax_nlp
     ner = nlp.get_pipe(NAME)
     tags = ner.tags
-    assert ner.model.get_ref("decoder").attrs["crf"] == (kind == "crf")
+    head = ner.model.get_ref("decoder").get_ref("head")
+    assert (head.name == CRF) == (kind == "crf")
     wanted = ["I-person", "O", "I-person", "I-person", "B-geo-loc", "I-person", "O", "I-geo-loc"]
     doc = nlp.make_doc("a b c d e f g h")
     flat = numpy.full((len(doc), len(tags)), -20.0, dtype="float32")
@@ -328,7 +337,11 @@ def test_scores_favouring_invalid_tags_still_give_valid_entities(kind, trained, 
 
     def fake_predict(self, X):
         if self is ner.model:
-            return Ragged(self.ops.asarray2f(numpy.concatenate([flat] * len(X))), self.ops.asarray1i([len(d) for d in X]))
+            emissions = Ragged(self.ops.asarray2f(numpy.concatenate([flat] * len(X))), self.ops.asarray1i([len(d) for d in X]))
+            if kind == "softmax":
+                return TagScores(self.ops, emissions)
+            # the trained transition scores, which never saw such emissions
+            return CRFScores(self.ops, emissions, *(head.get_param(n) for n in ("transitions", "start", "end")))
         return original(self, X)
 
     monkeypatch.setattr(Model, "predict", fake_predict)
@@ -350,14 +363,17 @@ def test_scores_favouring_invalid_tags_still_give_valid_entities(kind, trained, 
 
 
 def test_set_annotations_with_crafted_invalid_path(trained):
+    """The decoders never give an invalid path; if one is given anyway, it is read as spaCy's
+    iob_to_biluo (and conlleval) read it: an I-X that continues no X starts an entity."""
     nlp, _ = trained
     ner = nlp.get_pipe(NAME)
     t = {tag: i for i, tag in enumerate(ner.tags)}
-    doc = nlp.make_doc("a b c d e f")
-    path = numpy.asarray([t["I-person"], t["O"], t["I-geo-loc"], t["B-person"], t["I-person"], t["O"]])
-    ner.set_annotations([doc], [(path, numpy.full(len(doc), 0.5))])
-    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(3, 5, "person")]
-    assert doc.ents[0]._.score == pytest.approx(0.5)
+    doc = nlp.make_doc("a b c d e f g")
+    path = numpy.asarray([t["I-person"], t["O"], t["I-geo-loc"], t["B-person"], t["I-person"], t["I-geo-loc"], t["O"]])
+    probs = numpy.asarray([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8])
+    ner.set_annotations([doc], [(path, probs)])
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "person"), (2, 3, "geo-loc"), (3, 5, "person"), (5, 6, "geo-loc")]
+    assert [e._.score for e in doc.ents] == pytest.approx([0.1, 0.3, 0.5, 0.7])
 
 
 # -- serialization ---------------------------------------------------------------------------------
@@ -430,13 +446,34 @@ def test_garbage_model_file(saved_dir, tmp_path):
     assert "could not load the model weights" in _load_error(path)
 
 
-def test_other_format_number(saved_dir, tmp_path):
+def test_saved_format_is_the_current_one(saved_dir):
+    assert FORMAT_VERSION == 2
+    assert srsly.read_json(saved_dir / NAME / "cfg")["format"] == FORMAT_VERSION
+
+
+@pytest.mark.parametrize("number", [1, 99])
+def test_other_format_number(saved_dir, tmp_path, number):
+    """Format 1 (before the CRF became a layer and the knowledge sources sub-layers) and any
+    other number: an error that names the format and says to retrain."""
     path = _copy(saved_dir, tmp_path)
     cfg = srsly.read_json(path / NAME / "cfg")
-    cfg["format"] = 99
+    cfg["format"] = number
     srsly.write_json(path / NAME / "cfg", cfg)
     message = _load_error(path)
-    assert "format 99" in message
+    assert f"format {number}" in message and f"reads format {FORMAT_VERSION}" in message
+    assert "Retrain" in message
+
+
+def test_format_1_pipeline_without_format_2_weights(saved_dir, tmp_path):
+    """A format-1 cfg is refused before its weights are read (they would not fit)."""
+    path = _copy(saved_dir, tmp_path)
+    cfg = srsly.read_json(path / NAME / "cfg")
+    cfg["format"] = 1
+    srsly.write_json(path / NAME / "cfg", cfg)
+    (path / NAME / "model").write_bytes(b"format-1 weights")
+    message = _load_error(path)
+    assert "format 1" in message and "Retrain" in message
+    assert "could not load the model weights" not in message
 
 
 def test_other_format_number_from_bytes(trained):
@@ -444,12 +481,23 @@ def test_other_format_number_from_bytes(trained):
     ner = nlp.get_pipe(NAME)
     parts = srsly.msgpack_loads(ner.to_bytes())
     cfg = srsly.json_loads(parts["cfg"])
-    cfg["format"] = 2
+    cfg["format"] = 1
     parts["cfg"] = srsly.json_dumps(cfg)
     fresh = spacy.util.load_model_from_config(nlp.config, auto_fill=True)
-    with pytest.raises(ValueError, match=f"{NAME}.*format 2") as info:
+    with pytest.raises(ValueError, match=f"{NAME}.*format 1.*Retrain") as info:
         fresh.get_pipe(NAME).from_bytes(srsly.msgpack_dumps(parts))
     assert info.type is ValueError
+
+
+def test_pickle_round_trip(trained):
+    """A pipeline pickles (spaCy's multiprocessing under spawn/forkserver, Dask): same entities,
+    same scores."""
+    import pickle
+
+    nlp, _ = trained
+    copy = pickle.loads(pickle.dumps(nlp))
+    assert_same_docs(list(nlp.pipe(TEXTS)), list(copy.pipe(TEXTS)), atol=0)
+    assert any(doc.ents for doc in copy.pipe(TEXTS))
 
 
 def test_truncated_bytes(trained):
@@ -460,6 +508,38 @@ def test_truncated_bytes(trained):
         with pytest.raises(ValueError, match=NAME) as info:
             fresh.get_pipe(NAME).from_bytes(data[:cut])
         assert info.type is ValueError
+
+
+# -- the component is glue: the maths lives with the scores -------------------------------------
+
+
+FORBIDDEN_MATHS = {"exp", "log", "log1p", "logaddexp", "logsumexp", "softmax", "log_softmax", "argmax",
+                   "max", "amax", "einsum", "matmul", "dot", "cumsum", "expm1"}
+
+
+def test_component_does_no_maths_on_scores():
+    """component.py never imports torch (or the CRF maths) and never computes on scores: it
+    calls ``scores.loss`` and ``scores.decode``."""
+    import ast
+
+    from spacy_twitter_ner import component
+
+    source = open(component.__file__, encoding="utf8").read()
+    tree = ast.parse(source)
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ("." * node.level) + (node.module or "")
+            modules |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    assert not [m for m in modules if m.split(".")[0] in ("torch", "scipy")], modules
+    assert not [m for m in modules if "torch_crf" in m or m.endswith("logsumexp")], modules
+    maths = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_MATHS}
+                   | {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id in FORBIDDEN_MATHS})
+    assert maths == [], maths
+    assert not any(isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) for node in ast.walk(tree))
+    assert ".loss(" in source and ".decode(" in source
 
 
 # -- tokenisation independence, scorer, determinism ---------------------------------------------

@@ -11,8 +11,10 @@ from spacy.vocab import Vocab
 from spacy_twitter_ner.conll import (
     ConllFormatError,
     ConversionReport,
+    EmptyTokenWarning,
     Tweet,
     convert_file,
+    drop_tokens,
     main,
     read_conll,
     repair_bio,
@@ -130,6 +132,168 @@ def test_empty_file(tmp_path):
     assert read_conll(path) == []
 
 
+# --- empty / white-space-only tokens ------------------------------------------------------
+
+EMPTY_TOKENS = FIXTURES / "empty_tokens.conll"
+EMPTY_TOKENS_DROPPED = [2, 4, 8, 13, 18, 21, 22, 27]  # lines of the fixture whose token is empty
+
+
+def test_empty_tokens_are_dropped_with_one_warning():
+    with pytest.warns(EmptyTokenWarning) as record:
+        tweets = read_conll(EMPTY_TOKENS)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "dropped 8 empty or white-space-only token(s) (6 tagged O, 2 inside entities)" in message
+    assert f"{EMPTY_TOKENS}:2, {EMPTY_TOKENS}:4, {EMPTY_TOKENS}:8" in message
+    assert "and 3 more" in message
+    assert [t.words for t in tweets] == [
+        ["I", "love", "Paris"],
+        ["New", "York", "City", "is"],
+        ["Obama", "rocks"],
+        ["Big", "Apple"],
+        ["ok"],  # the lone-TAB separator (wnut17 quirk) still ends tweets
+        ["fine"],
+    ]
+    assert [t.line for t in tweets] == [1, 7, 13, 17, 24, 26]
+
+
+def test_empty_tokens_keep_the_entities_around_them(vocab):
+    with pytest.warns(EmptyTokenWarning):
+        tweets = read_conll(EMPTY_TOKENS)
+    assert tweets[0].tags == ["O", "O", "B-location"]  # dropped O: nothing else changes
+    assert tweets[1].tags == ["B-location", "I-location", "I-location", "O"]  # B <I> I I: one entity
+    assert tweets[2].tags == ["I-person", "O"]  # <B> I: the I- is repaired to B- like conlleval
+    assert tweets[3].tags == ["B-company", "B-company"]  # B <O> I: still two entities
+    docs = list(tweets_to_docs(tweets, vocab))
+    assert [ents(d) for d in docs[:4]] == [
+        [("Paris", "location")],
+        [("New York City", "location")],
+        [("Obama", "person")],
+        [("Big", "company"), ("Apple", "company")],
+    ]
+
+
+def test_convert_file_counts_dropped_tokens_and_reconciles(tmp_path, vocab):
+    dest = tmp_path / "e.spacy"
+    with pytest.warns(EmptyTokenWarning, match=r"dropped 8 "):
+        report = convert_file(EMPTY_TOKENS, dest, vocab)
+    assert (report.tweets, report.tokens, report.entities) == (6, 13, 5)
+    assert (report.tokens_read, report.dropped_o, report.dropped_in_entities) == (21, 6, 2)
+    assert report.tokens_read == report.tokens + report.dropped_tokens
+    assert report.empty_tweets == 1  # the tweet of lines 21-22 held only empty tokens
+    assert report.repaired_tags == 1  # "Obama" I-person -> B-person
+    assert report.labels == {"company": 2, "location": 2, "person": 1}
+    docs = list(DocBin().from_disk(dest).get_docs(vocab))
+    assert sum(len(d) for d in docs) == report.tokens
+    assert all(t.text.strip() for d in docs for t in d)
+
+
+def test_cli_reports_dropped_tokens(tmp_path, capsys):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "train.conll").write_bytes(EMPTY_TOKENS.read_bytes())
+    assert main([str(inp), str(tmp_path / "out"), "--splits", "train"]) == 0
+    raw = capsys.readouterr().out
+    out = " ".join(raw.split())  # wasabi wraps long lines at spaces
+    assert "train: dropped 8 empty or white-space-only token(s)" in out
+    assert "train.conll:2," in out
+    assert "8 dropped empty tokens (21 read)" in out
+    assert _row(raw, "train")[:6] == ["train", "6", "13", "5", "1", "8"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["\tO", "  \tO", "\t  O  ", "\tNNP\tO", "\u00a0\tO", "\u00a0 O", "\u3000\tB-person"],
+    ids=repr,
+)
+def test_empty_token_line_variants(tmp_path, line):
+    path = tmp_path / "t.conll"
+    path.write_text(f"a\tO\n{line}\nb\tO\n", encoding="utf-8")
+    with pytest.warns(EmptyTokenWarning, match=r"t\.conll:2\b"):
+        (tweet,) = read_conll(path)
+    assert tweet.words == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "line,error",
+    [
+        ("\tfoo", r"t\.conll:2: expected 'TOKEN TAG', got '\\tfoo'"),  # empty token, no valid tag
+        (" O", r"t\.conll:2: expected 'TOKEN TAG', got ' O'"),  # no TAB: a missing token, not empty
+        ("\tB-", r"t\.conll:2: expected 'TOKEN TAG', got '\\tB-'"),  # as before: one field
+        ("\tX\tB-", r"t\.conll:2: bad tag 'B-'"),
+        ("six", r"t\.conll:2: expected 'TOKEN TAG', got 'six'"),
+        ("O\t", r"t\.conll:2: expected 'TOKEN TAG', got 'O\\t'"),  # a token without a tag
+    ],
+    ids=repr,
+)
+def test_malformed_lines_still_raise_with_line_number(tmp_path, line, error):
+    path = tmp_path / "t.conll"
+    path.write_text(f"a\tO\n{line}\nb\tO\n", encoding="utf-8")
+    with pytest.raises(ConllFormatError, match=error):
+        read_conll(path)
+    with pytest.raises(ConllFormatError, match=error):
+        convert_file(path, tmp_path / "t.spacy")
+
+
+def test_white_space_only_lines_still_separate_tweets(tmp_path):
+    path = tmp_path / "t.conll"
+    path.write_text("a\tO\n\t\nb\tO\n  \t  \nc\tO\n", encoding="utf-8")
+    assert [t.words for t in read_conll(path)] == [["a"], ["b"], ["c"]]
+
+
+@pytest.mark.parametrize(
+    "tags,drop,expected",
+    [
+        (["O", "O", "O"], [False, True, False], ["O", "O"]),
+        (["B-x", "I-x", "I-x"], [False, True, False], ["B-x", "I-x"]),  # stays one entity
+        (["B-x", "I-x", "I-x"], [True, False, False], ["I-x", "I-x"]),  # conlleval reads B-x I-x
+        (["B-x", "I-x", "I-x"], [True, True, False], ["I-x"]),
+        (["B-x", "O", "I-x"], [False, True, False], ["B-x", "B-x"]),  # two entities stay two
+        (["B-x", "B-x", "I-x"], [False, True, False], ["B-x", "B-x"]),  # the second x starts anew
+        (["B-x", "B-y", "I-x"], [False, True, False], ["B-x", "B-x"]),  # conlleval: x, y, x
+        (["I-x", "I-x"], [True, False], ["I-x"]),
+        (["B-x", "I-x"], [False, True], ["B-x"]),
+        (["O", "B-x"], [True, True], []),
+    ],
+)
+def test_drop_tokens(tags, drop, expected):
+    words = [f"w{i}" for i in range(len(tags))]
+    kept_words, kept_tags = drop_tokens(words, tags, drop)
+    assert kept_words == [w for w, d in zip(words, drop) if not d]
+    assert kept_tags == expected
+
+
+def test_drop_tokens_keeps_the_conlleval_entities_of_the_rest():
+    """Property over all short tag sequences: the kept tokens' entities (as conlleval reads them)
+    are exactly the full sequence's entities restricted to the kept tokens."""
+    import itertools
+
+    def spans(tags):
+        out, cur = [], None
+        for i, tag in enumerate(repair_bio(tags)[0]):
+            if tag == "O" or tag[0] == "B":
+                cur = None
+            if tag != "O":
+                if cur is None:
+                    cur = [tag[2:], []]
+                    out.append(cur)
+                cur[1].append(i)
+        return [(label, tuple(idx)) for label, idx in out]
+
+    for n in range(1, 5):
+        for tags in itertools.product(["O", "B-x", "I-x", "B-y", "I-y"], repeat=n):
+            for drop in itertools.product([False, True], repeat=n):
+                kept = [i for i in range(n) if not drop[i]]
+                _, kept_tags = drop_tokens(list(map(str, range(n))), list(tags), list(drop))
+                expected = []
+                for label, idx in spans(list(tags)):
+                    rest = tuple(i for i in idx if not drop[i])
+                    if rest:
+                        expected.append((label, rest))
+                got = [(label, tuple(kept[i] for i in idx)) for label, idx in spans(kept_tags)]
+                assert got == expected, (tags, drop, kept_tags)
+
+
 # --- repair_bio ---------------------------------------------------------------------------
 
 
@@ -206,6 +370,7 @@ def test_convert_file_round_trip(tmp_path, vocab):
         repaired_tags=4,
         empty_tweets=0,
         labels={"company": 2, "geo-loc": 2, "person": 2},
+        tokens_read=11,
     )
     docs = list(DocBin().from_disk(dest).get_docs(vocab))
     assert len(docs) == 4
@@ -290,11 +455,11 @@ def test_cli_converts_all_splits(tmp_path, capsys, vocab):
     assert main([str(inp), str(outdir)]) == 0
     out = capsys.readouterr().out
     header = next(l for l in out.splitlines() if l.startswith("split")).split()
-    assert header[:5] == ["split", "tweets", "tokens", "entities", "repaired"]
-    assert header[5:] == ["company", "geo-loc", "location", "person"]
-    assert _row(out, "train") == ["train", "4", "11", "6", "4", "2", "2", "0", "2"]
-    assert _row(out, "dev") == ["dev", "2", "8", "2", "0", "1", "1", "0", "0"]
-    assert _row(out, "test") == ["test", "2", "8", "3", "0", "0", "0", "1", "2"]
+    assert header[:6] == ["split", "tweets", "tokens", "entities", "repaired", "dropped"]
+    assert header[6:] == ["company", "geo-loc", "location", "person"]
+    assert _row(out, "train") == ["train", "4", "11", "6", "4", "0", "2", "2", "0", "2"]
+    assert _row(out, "dev") == ["dev", "2", "8", "2", "0", "0", "1", "1", "0", "0"]
+    assert _row(out, "test") == ["test", "2", "8", "3", "0", "0", "0", "0", "1", "2"]
     for split, n in [("train", 4), ("dev", 2), ("test", 2)]:
         assert len(list(DocBin().from_disk(outdir / f"{split}.spacy").get_docs(vocab))) == n
 
@@ -303,7 +468,7 @@ def test_cli_splits_option(tmp_path, capsys):
     inp, outdir = _make_input(tmp_path), tmp_path / "out"
     assert main([str(inp), str(outdir), "--splits", "dev"]) == 0
     assert sorted(p.name for p in outdir.iterdir()) == ["dev.spacy"]
-    assert _row(capsys.readouterr().out, "dev")[:5] == ["dev", "2", "8", "2", "0"]
+    assert _row(capsys.readouterr().out, "dev")[:6] == ["dev", "2", "8", "2", "0", "0"]
 
 
 def test_cli_missing_input(tmp_path, capsys):

@@ -34,8 +34,9 @@ from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 
-from .conll import repair_bio
-from .tokenizer import URL, twitter_norm
+from ..conll import repair_bio
+from ..models.bio import doc_bio_tags
+from ..tokenizer import URL, twitter_norm
 
 __all__ = [
     "DEFAULT_HPARAMS",
@@ -152,11 +153,6 @@ def doc_features(words: Sequence[str], window: int = WINDOW) -> List[Dict[str, U
                 feats[key + "PAD"] = True
         out.append(feats)
     return out
-
-
-def doc_bio_tags(doc: Doc) -> List[str]:
-    """IOB strings ("B-person", "I-person", "O") from ``doc.ents``."""
-    return [f"{t.ent_iob_}-{t.ent_type_}" if t.ent_iob_ in ("B", "I") else "O" for t in doc]
 
 
 # ------------------------------------------------------------------------------------------

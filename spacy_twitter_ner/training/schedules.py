@@ -15,9 +15,15 @@ class EpochClock:
 _CLOCK = EpochClock()
 
 
+def set_epoch(epoch: int) -> None:
+    """Tell the schedules which epoch the training loop is in."""
+    _CLOCK.epoch = epoch
+
+
 @registry.callbacks("spacy_twitter_ner.epoch_clock.v1")
 def create_epoch_clock() -> Callable[[Language, Dict[str, Any]], None]:
-    """``[training.before_update]``: tell the schedules which epoch the loop is in."""
+    """``[training.before_update]``: tell the schedules which epoch the loop is in (kept for
+    configs written before ``spacy_twitter_ner.before_update.v1``, which also trims the heap)."""
     _CLOCK.epoch = 0
 
     def before_update(nlp: Language, args: Dict[str, Any]) -> None:

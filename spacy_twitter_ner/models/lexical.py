@@ -11,7 +11,7 @@ import numpy
 from spacy.attrs import ORTH
 from spacy.tokens import Doc
 
-from .tokenizer import URL, USR, twitter_norm
+from ..tokenizer import URL, USR, twitter_norm
 
 PAD = "<PAD>"
 UNK = "<UNK>"

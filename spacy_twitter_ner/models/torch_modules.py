@@ -1,52 +1,20 @@
 """The PyTorch modules of the tagger. Each is wrapped by thinc's ``PyTorchWrapper`` in
-``architectures.py``; nothing here knows about spaCy.
+``features.py``/``encoder.py``; nothing here knows about spaCy.
 
 Tokens arrive flat (all tokens of a batch of tweets one after the other, thinc's ``Ragged``
 layout), so no computation is spent on padding except inside the BiLSTM, which is given packed
 sequences.
 """
-import ctypes
-import ctypes.util
-import os
-import sys
-from typing import Callable, List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
-
-def _one_thread_after_fork() -> None:
-    """Workers forked by ``nlp.pipe(n_process=...)`` hang on their first torch operation when
-    the parent's OpenMP pool was already started; one intra-op thread per worker avoids it and
-    is what a process pool wants anyway."""
-    torch.set_num_threads(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_one_thread_after_fork)
-
-# glibc raises its mmap threshold each time a large block is freed; after that, the tensors of
-# varying shape that training allocates (ragged batches) come from the heap and fragment it, and
-# freed memory is not given back: measured here, `spacy train` grew by ~6 MB per step with 2
-# threads and passed 7 GB in 15 minutes. Trimming the heap every few updates keeps RSS flat
-# (~0.6 GB) at no measurable cost; pinning the threshold instead made training 10-60% slower.
-def _load_libc_trim() -> Optional[Callable[[int], int]]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _load_libc_trim()
-
-
-def trim_heap() -> None:
-    """Give freed heap memory back to the OS (glibc only; a no-op elsewhere)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+# Dropout here depends on the explicit ``is_train`` argument of ``forward``, never on the
+# module's train/eval mode: thinc's PyTorchShim.predict flips that mode on the one shared module
+# (eval, run, train), so mode-dependent dropout would switch on for another thread mid-forward.
 
 
 class TokenFeaturizer(nn.Module):
@@ -84,7 +52,7 @@ class TokenFeaturizer(nn.Module):
         if total == 0:
             raise ValueError("TokenFeaturizer: every feature is switched off (all sizes are 0)")
         self.project = nn.Linear(total, width) if total != width else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def resize_words(self, n_words: int) -> None:
         """The word vocabulary is only known after reading the training data (initialize)."""
@@ -100,6 +68,7 @@ class TokenFeaturizer(nn.Module):
         char_index: torch.Tensor,
         shape_ids: torch.Tensor,
         extra: torch.Tensor,
+        is_train: bool = False,
     ) -> torch.Tensor:
         """``char_ids`` holds the characters of each distinct token of the batch, ``char_index``
         each token's row in it, so the char CNN runs once per distinct string."""
@@ -118,7 +87,7 @@ class TokenFeaturizer(nn.Module):
         if self.n_extra:
             parts.append(extra)
         out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        out = self.dropout(out)
+        out = F.dropout(out, self.dropout, training=is_train)
         if self.project is not None:
             out = self.project(out)
         return out
@@ -126,32 +95,29 @@ class TokenFeaturizer(nn.Module):
 
 class BiLSTM(nn.Module):
     """Bidirectional LSTM over packed sequences: tokens of one batch in, contextual vectors out,
-    in the same flat order. Empty tweets are skipped (``pack_sequence`` rejects them)."""
+    in the same flat order. Empty tweets are skipped (``pack_sequence`` rejects them). Layers
+    are stacked by hand so that the dropout between them follows ``is_train`` too."""
 
     def __init__(self, n_in: int, hidden: int, depth: int, dropout: float) -> None:
         super().__init__()
         self.n_out = hidden * 2
-        self.lstm = nn.LSTM(
-            n_in,
-            hidden,
-            num_layers=depth,
-            bidirectional=True,
-            batch_first=True,
-            dropout=dropout if depth > 1 else 0.0,
+        self.layers = nn.ModuleList(
+            nn.LSTM(n_in if i == 0 else hidden * 2, hidden, bidirectional=True, batch_first=True)
+            for i in range(depth)
         )
-        self.dropout_in = nn.Dropout(dropout)
-        self.dropout_out = nn.Dropout(dropout)
+        self.dropout = dropout
 
-    def forward(self, tokens: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: Sequence[int], is_train: bool = False) -> torch.Tensor:
         lengths = [int(n) for n in lengths]
         if tokens.shape[0] == 0:
             return tokens.new_zeros((0, self.n_out))
-        seqs = [s for s in torch.split(self.dropout_in(tokens), lengths) if s.shape[0]]
-        packed = pack_sequence(seqs, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        padded, _ = pad_packed_sequence(out, batch_first=True)  # (docs, max_len, 2*hidden)
         nonempty = [n for n in lengths if n]
-        mask = torch.arange(padded.shape[1], device=padded.device)[None, :] < torch.tensor(
-            nonempty, device=padded.device
-        )[:, None]
-        return self.dropout_out(padded[mask])
+        out = F.dropout(tokens, self.dropout, training=is_train)
+        seqs: List[torch.Tensor] = [s for s in torch.split(out, lengths) if s.shape[0]]
+        for i, lstm in enumerate(self.layers):
+            if i:
+                seqs = [F.dropout(s, self.dropout, training=is_train) for s in seqs]
+            packed, _ = lstm(pack_sequence(seqs, enforce_sorted=False))
+            padded, _ = pad_packed_sequence(packed, batch_first=True)  # (docs, max_len, 2*hidden)
+            seqs = [padded[j, :n] for j, n in enumerate(nonempty)]
+        return F.dropout(torch.cat(seqs), self.dropout, training=is_train)

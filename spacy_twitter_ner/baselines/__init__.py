@@ -1,0 +1,1 @@
+"""Baselines the benchmark compares against (the classical CRF)."""

@@ -1,0 +1,180 @@
+"""``spacy_twitter_ner.TokenFeatures.v1``: one input row per token, ``width`` wide.
+
+    docs -> knowledge sub-layers (frozen: static vectors, a transformer, gazetteer flags, ...)
+         -> TokenFeaturizer (torch: word embedding over the normalised form, char CNN, shape
+            embedding, the knowledge rows; projected to ``width``)
+
+The word vocabulary (``<PAD>``, ``<UNK>``, then the training words) is built by the layer's
+``initialize`` from the training docs and saved in its attrs; the gazetteer lists are read
+there too and travel with the model.
+"""
+import io
+import threading
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, Ragged, torch2xp, xp2torch
+from thinc.types import Floats2d
+
+from .knowledge.gazetteer import build_gazetteer_features
+from .lexical import PAD, SHAPES, UNK, LexicalTable, build_vocab, word_key
+from .torch_modules import TokenFeaturizer
+
+FEATURES = "twitter_features"
+EMBED = "twitter_embed"
+
+
+@registry.architectures("spacy_twitter_ner.TokenFeatures.v1")
+def build_token_features(
+    width: int,
+    word_dim: int,
+    lower: bool,
+    min_freq: int,
+    max_words: Optional[int],
+    char_dim: int,
+    char_filters: int,
+    char_window: int,
+    max_chars: int,
+    n_chars: int,
+    shape_dim: int,
+    dropout: float,
+    pretrained: Optional[Model[List[Doc], Floats2d]] = None,
+    gazetteer_dir: Optional[str] = None,
+    gazetteer_lists: Sequence[str] = (),
+    gazetteer_max_len: int = 6,
+    knowledge: Sequence[Model[List[Doc], Floats2d]] = (),
+) -> Model[List[Doc], Ragged]:
+    """Word, char CNN and shape embeddings plus frozen knowledge rows (``pretrained``, the
+    gazetteer lists in ``gazetteer_dir``, and any ``knowledge`` layers: each a model giving one
+    row per token, its width in ``nO``); set a size to 0 to switch a part off."""
+    sources: List[Model] = [m for m in (pretrained,) if m is not None] + list(knowledge)
+    if gazetteer_lists:
+        sources.append(build_gazetteer_features(gazetteer_dir, gazetteer_lists, gazetteer_max_len))
+    module = TokenFeaturizer(
+        width=width, n_words=2, word_dim=word_dim, n_chars=n_chars, char_dim=char_dim,
+        char_filters=char_filters, char_window=char_window, n_shapes=len(SHAPES),
+        shape_dim=shape_dim, n_extra=sum(m.get_dim("nO") for m in sources), dropout=dropout,
+    )
+    tables = _TableCache(lower, max_chars, n_chars)
+    embed = PyTorchWrapper_v3(
+        module,
+        convert_inputs=tables.to_tensors,
+        convert_outputs=_tensor_to_ragged,
+        serialize_model=_save_featurizer,
+        deserialize_model=_load_featurizer,
+    )
+    embed.name = EMBED
+    embed.attrs.update(words=[PAD, UNK], lower=lower, min_freq=min_freq, max_words=max_words)
+    model = Model(
+        FEATURES,
+        features_forward,
+        init=_init_features,
+        layers=[embed, *sources],
+        refs={"embed": embed},
+        dims={"nO": width},
+    )
+    return model
+
+
+def knowledge_layers(model: Model) -> List[Model]:
+    """The frozen sources of a features layer, in the order their rows are concatenated."""
+    return list(model.layers[1:])
+
+
+def features_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Ragged, Callable]:
+    extra = _knowledge_rows(model, docs, is_train)
+    Y, backprop_embed = model.get_ref("embed")((docs, extra), is_train)
+
+    def backprop(dY: Ragged) -> List[Doc]:
+        backprop_embed(dY)
+        return docs
+
+    return Y, backprop
+
+
+def _knowledge_rows(model: Model, docs: List[Doc], is_train: bool) -> Optional[numpy.ndarray]:
+    """The frozen sources' rows side by side (never updated: their backprop is not called)."""
+    sources = knowledge_layers(model)
+    if not sources or not any(len(doc) for doc in docs):
+        return None
+    parts = [model.ops.to_numpy(source(docs, is_train)[0]).astype("float32") for source in sources]
+    return numpy.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def _init_features(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+    """The word vocabulary from ``X`` (every training doc: the component passes them all),
+    then the knowledge sources' own initialisation (reading the gazetteer lists). The torch
+    module is the one this layer's shim holds (a copied or unpickled layer has its own)."""
+    embed = model.get_ref("embed")
+    if X is not None:
+        a = embed.attrs
+        words = build_vocab((word_key(t.text, a["lower"]) for doc in X for t in doc), a["min_freq"], a["max_words"])
+        embed.attrs["words"] = words
+        embed.shims[0]._model.resize_words(len(words))
+    for source in knowledge_layers(model):
+        source.initialize(X=X[:10] if X is not None else None)
+
+
+class _TableCache:
+    """The per-string lexical table of the current vocabulary, shared by the threads that
+    predict with this layer; rebuilt when the vocabulary changes (initialize, loading)."""
+
+    def __init__(self, lower: bool, max_chars: int, n_chars: int) -> None:
+        self.lower, self.max_chars, self.n_chars = lower, max_chars, n_chars
+        self._table: Optional[LexicalTable] = None
+        self._words: Optional[List[str]] = None
+        self._lock = threading.Lock()
+
+    def table(self, words: List[str]) -> LexicalTable:
+        with self._lock:
+            if self._table is None or self._words is not words:
+                self._table = LexicalTable(words, self.lower, self.max_chars, self.n_chars)
+                self._words = words
+            return self._table
+
+    def to_tensors(self, model: Model, X: Tuple[List[Doc], Optional[numpy.ndarray]], is_train: bool):
+        docs, extra = X
+        device = model.shims[0].device
+        words, chars, char_index, shapes, _ = self.table(model.attrs["words"]).featurize_batch(docs)
+        ids = [torch.from_numpy(a).to(device) for a in (words, chars, char_index, shapes)]
+        if extra is None:
+            extra = numpy.zeros((len(words), 0), dtype="float32")
+        args = (*ids, torch.from_numpy(extra).to(device))
+        return ArgsKwargs(args=args, kwargs={"is_train": is_train}), lambda d_inputs: X
+
+    def __deepcopy__(self, memo: dict) -> "_TableCache":
+        return _TableCache(self.lower, self.max_chars, self.n_chars)
+
+    def __getstate__(self) -> dict:  # pickling (a lock cannot be): the table is rebuilt on use
+        return {"lower": self.lower, "max_chars": self.max_chars, "n_chars": self.n_chars}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+
+def _tensor_to_ragged(model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool):
+    (docs, _), Ytorch = X_Ytorch
+    Y = Ragged(torch2xp(Ytorch), model.ops.asarray1i([len(doc) for doc in docs]))
+
+    def backprop(dY: Ragged) -> ArgsKwargs:
+        return ArgsKwargs(args=(Ytorch,), kwargs={"grad_tensors": (xp2torch(dY.data),)})
+
+    return Y, backprop
+
+
+def _save_featurizer(module: TokenFeaturizer) -> bytes:
+    out = io.BytesIO()
+    n_words = module.word_embed.num_embeddings if module.word_embed is not None else 0
+    torch.save({"n_words": n_words, "state": module.state_dict()}, out)
+    return out.getvalue()
+
+
+def _load_featurizer(module: TokenFeaturizer, data: bytes, device: Any) -> TokenFeaturizer:
+    saved = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    if saved["n_words"]:
+        module.resize_words(saved["n_words"])
+    module.load_state_dict(saved["state"])
+    return module.to(device)

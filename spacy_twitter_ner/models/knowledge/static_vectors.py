@@ -1,0 +1,115 @@
+"""``spacy_twitter_ner.StaticVectors.v1``: spaCy's static vectors (``doc.vocab.vectors``, loaded
+with ``[initialize] vectors = ...`` and saved with the pipeline's vocab) as frozen rows for
+``TokenFeatures.v1``, looked up by the normalised word (``<USR>``/``<URL>``, optionally
+lower-cased); zeros for unknown words."""
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy
+from spacy.attrs import ORTH
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model, get_array_module
+from thinc.types import Floats2d
+
+from ..lexical import word_key
+
+STATIC_VECTORS = "twitter_static_vectors"
+# Distinct strings whose vector row is remembered; past this the memo starts again, so that
+# annotating millions of tweets (ever new strings) does not grow memory without bound.
+MAX_CACHED_ROWS = 200_000
+
+
+def _no_backprop(dY: Any) -> List:
+    return []
+
+
+@registry.architectures("spacy_twitter_ner.StaticVectors.v1")
+def build_static_vectors(nO: int, lower: bool = True) -> Model[List[Doc], Floats2d]:
+    """spaCy's static vectors of each token (``doc.vocab.vectors``), looked up by
+    ``word_key(token.text, lower)`` (so ``<USR>``/``<URL>`` for mentions and URLs); zeros for
+    words without a vector. ``nO`` must be the vectors' width."""
+    return Model(
+        STATIC_VECTORS,
+        _static_forward,
+        attrs={"lower": bool(lower), "rows": _RowCache()},
+        dims={"nO": nO},
+    )
+
+
+class _RowCache:
+    """ORTH id -> row of the vectors table (-1: no vector), for one vectors table, bounded in
+    size. Not a dict, so thinc never tries to serialize it with the model."""
+
+    def __init__(self) -> None:
+        self.key: Optional[Tuple] = None
+        self.rows: Dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def for_vectors(self, vectors: Any) -> Dict[int, int]:
+        key = (id(vectors), vectors.shape, len(vectors.key2row))
+        with self._lock:
+            if key != self.key or len(self.rows) > MAX_CACHED_ROWS:
+                self.key = key
+                self.rows = {}
+            return self.rows
+
+    def __deepcopy__(self, memo: Dict) -> "_RowCache":
+        return _RowCache()
+
+    def __getstate__(self) -> Dict:  # pickling (a lock cannot be): rows are looked up again
+        return {}
+
+    def __setstate__(self, state: Dict) -> None:
+        self.__init__()
+
+
+def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Callable]:
+    nO = model.get_dim("nO")
+    lengths = [len(doc) for doc in docs]
+    if sum(lengths) == 0:
+        return model.ops.alloc2f(0, nO), _no_backprop
+    vocab = docs[0].vocab
+    vectors = vocab.vectors
+    _check_vectors(vectors, nO)
+    table = model.attrs["rows"].for_vectors(vectors)
+    lower = model.attrs["lower"]
+    orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)]).astype("uint64")
+    uniq, inverse = numpy.unique(orths, return_inverse=True)
+    strings = vocab.strings
+    find = vectors.find
+    rows = numpy.empty((len(uniq),), dtype="int64")
+    for i, orth in enumerate(uniq.tolist()):
+        row = table.get(orth)
+        if row is None:
+            row = int(find(key=word_key(strings[orth], lower)))
+            table[orth] = row
+        rows[i] = row
+    index = rows[inverse.reshape(-1)]
+    data = vectors.data
+    xp = get_array_module(data)
+    known = index >= 0
+    Y = xp.take(data, xp.asarray(numpy.where(known, index, 0)), axis=0)
+    if not known.all():
+        Y[xp.asarray(~known)] = 0
+    return model.ops.asarray2f(Y, dtype="float32"), _no_backprop
+
+
+def _check_vectors(vectors: Any, nO: int) -> None:
+    if getattr(vectors, "mode", "default") != "default":
+        raise ValueError(
+            f"StaticVectors.v1: the vocab's vectors are in {vectors.mode!r} mode; only default "
+            "(table) vectors are supported"
+        )
+    if vectors.size == 0 or len(vectors.key2row) == 0:
+        raise ValueError(
+            f"StaticVectors.v1: the pipeline's vocab has no vectors, but the model expects vectors "
+            f"of width nO = {nO}. Load them with `[initialize] vectors = PATH` in the training "
+            "config (e.g. the output of scripts/distill_vectors.py)"
+        )
+    width = int(vectors.shape[1])
+    if width != nO:
+        raise ValueError(
+            f"StaticVectors.v1: the vocab's vectors have width {width} but the model expects "
+            f"nO = {nO}; set nO = {width} (or load the vectors the model was built for)"
+        )

@@ -1,0 +1,31 @@
+"""The distilled vectors do not depend on the sign LAPACK picks for each SVD component."""
+import importlib.util
+from pathlib import Path
+
+import numpy
+
+
+def _distill():
+    path = Path(__file__).parent.parent / "scripts" / "distill_vectors.py"
+    spec = importlib.util.spec_from_file_location("distill_vectors_pca", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pca_components_have_a_fixed_sign(monkeypatch):
+    distill = _distill()
+    X = numpy.random.default_rng(0).normal(size=(40, 6)).astype("float32")
+    reduced, mean, comps, ratio = distill.pca(X, 3)
+    svd = numpy.linalg.svd
+
+    def flipped_svd(a, full_matrices=True):
+        u, s, vt = svd(a, full_matrices=full_matrices)
+        return -u, s, -vt
+
+    monkeypatch.setattr(distill.numpy.linalg, "svd", flipped_svd)
+    reduced2, _, comps2, _ = distill.pca(X, 3)
+    numpy.testing.assert_allclose(comps2, comps, atol=1e-6)
+    numpy.testing.assert_allclose(reduced2, reduced, atol=1e-5)
+    top = comps[numpy.arange(3), numpy.abs(comps).argmax(axis=1)]
+    assert (top > 0).all()

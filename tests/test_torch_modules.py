@@ -1,0 +1,176 @@
+"""The PyTorch modules (spacy_twitter_ner.models.torch_modules): shapes, packed sequences equal
+per-sequence results, and dropout that follows the explicit ``is_train`` argument only, never
+the module's train()/eval() mode (which thinc's PyTorchShim flips on the one shared module)."""
+import pytest
+import torch
+
+from spacy_twitter_ner.models.torch_modules import BiLSTM, TokenFeaturizer
+
+torch.set_num_threads(1)
+
+
+def featurizer(dropout=0.0, width=12, **sizes):
+    kwargs = dict(width=width, n_words=20, word_dim=6, n_chars=30, char_dim=4, char_filters=5,
+                  char_window=3, n_shapes=13, shape_dim=3, n_extra=2, dropout=dropout)
+    kwargs.update(sizes)
+    torch.manual_seed(0)
+    return TokenFeaturizer(**kwargs)
+
+
+def featurizer_inputs(n_tokens=7, n_distinct=5, max_chars=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    words = torch.randint(0, 20, (n_tokens,), generator=g)
+    chars = torch.randint(1, 30, (n_distinct, max_chars), generator=g)
+    chars[:, max_chars - 2:] = 0  # every token shorter than the window: padding
+    index = torch.randint(0, n_distinct, (n_tokens,), generator=g)
+    shapes = torch.randint(0, 13, (n_tokens,), generator=g)
+    extra = torch.rand((n_tokens, 2), generator=g)
+    return words, chars, index, shapes, extra
+
+
+# -- TokenFeaturizer -------------------------------------------------------------------------------
+
+
+def test_featurizer_shapes_and_projection():
+    module = featurizer()
+    out = module(*featurizer_inputs())
+    assert out.shape == (7, 12)
+    assert module.project is not None  # 6 + 5 + 3 + 2 = 16 != 12
+    same = featurizer(width=16)
+    assert same.project is None and same(*featurizer_inputs()).shape == (7, 16)
+
+
+def test_featurizer_no_tokens():
+    """What LexicalTable.featurize_batch gives for a batch without tokens."""
+    empty = torch.zeros((0,), dtype=torch.long)
+    out = featurizer()(empty, torch.zeros((0, 1), dtype=torch.long), empty, empty, torch.zeros((0, 2)))
+    assert out.shape == (0, 12)
+
+
+def test_featurizer_parts_can_be_switched_off():
+    for off in ({"word_dim": 0}, {"char_filters": 0}, {"shape_dim": 0}, {"n_extra": 0}):
+        module = featurizer(**off)
+        words, chars, index, shapes, extra = featurizer_inputs()
+        if off.get("n_extra") == 0:
+            extra = extra[:, :0]
+        assert module(words, chars, index, shapes, extra).shape == (7, 12), off
+    with pytest.raises(ValueError, match="switched off"):
+        featurizer(word_dim=0, char_filters=0, shape_dim=0, n_extra=0)
+
+
+def test_featurizer_char_padding_never_matters():
+    """A token's char CNN features do not depend on how far its row is padded (the batch's
+    window is trimmed to its longest token)."""
+    module = featurizer()
+    words, chars, index, shapes, extra = featurizer_inputs(max_chars=6)
+    wide = torch.cat([chars, torch.zeros((chars.shape[0], 10), dtype=chars.dtype)], dim=1)
+    a = module(words, chars, index, shapes, extra)
+    b = module(words, wide, index, shapes, extra)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_featurizer_resize_words():
+    module = featurizer()
+    module.resize_words(50)
+    assert module.word_embed.num_embeddings == 50
+    assert (module.word_embed.weight[0] == 0).all()  # padding row
+    words, chars, index, shapes, extra = featurizer_inputs()
+    assert module(words + 25, chars, index, shapes, extra).shape == (7, 12)
+    before = module.word_embed
+    module.resize_words(50)  # same size: kept
+    assert module.word_embed is before
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_featurizer_dropout_follows_is_train_not_the_module_mode(mode):
+    module = featurizer(dropout=0.5)
+    no_dropout = featurizer(dropout=0.0)
+    no_dropout.load_state_dict(module.state_dict())
+    getattr(module, mode)()
+    inputs = featurizer_inputs()
+    with torch.no_grad():
+        reference = no_dropout.eval()(*inputs)
+        predicted = [module(*inputs, is_train=False) for _ in range(3)]
+        trained = [module(*inputs, is_train=True) for _ in range(3)]
+        default = module(*inputs)  # is_train defaults to False
+    for out in predicted + [default]:
+        torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    assert not torch.equal(trained[0], reference)
+    assert not torch.equal(trained[0], trained[1])
+
+
+# -- BiLSTM ------------------------------------------------------------------------------------------
+
+
+def bilstm(depth=1, dropout=0.0, n_in=6, hidden=4):
+    torch.manual_seed(1)
+    return BiLSTM(n_in, hidden, depth, dropout)
+
+
+def tokens_for(lengths, n_in=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((sum(lengths), n_in), generator=g)
+
+
+def test_bilstm_shapes_with_empty_sequences():
+    module = bilstm()
+    lengths = [3, 0, 5, 1, 0]
+    out = module(tokens_for(lengths), lengths)
+    assert out.shape == (9, 8)
+    assert module(torch.zeros((0, 6)), [0, 0]).shape == (0, 8)
+    assert module(torch.zeros((0, 6)), []).shape == (0, 8)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_bilstm_packed_batch_equals_each_sequence_alone(depth):
+    module = bilstm(depth=depth)
+    lengths = [3, 0, 7, 1, 4]
+    tokens = tokens_for(lengths)
+    with torch.no_grad():
+        batch = module(tokens, lengths)
+        alone = torch.cat([module(seq, [len(seq)]) for seq in torch.split(tokens, lengths) if len(seq)])
+    torch.testing.assert_close(batch, alone, rtol=0, atol=1e-6)
+
+
+def test_bilstm_depth_2_is_two_stacked_bidirectional_layers():
+    module = bilstm(depth=2)
+    assert len(module.layers) == 2
+    assert module.layers[1].input_size == 8
+    lengths = [4, 2]
+    tokens = tokens_for(lengths)
+    with torch.no_grad():
+        out = module(tokens, lengths)
+        manual = []
+        for seq in torch.split(tokens, lengths):
+            h = seq.unsqueeze(0)
+            for lstm in module.layers:
+                h, _ = lstm(h)
+            manual.append(h[0])
+    torch.testing.assert_close(out, torch.cat(manual), rtol=0, atol=1e-6)
+    assert not torch.allclose(out, bilstm(depth=1)(tokens, lengths), atol=1e-3)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_bilstm_dropout_follows_is_train_not_the_module_mode(depth, mode):
+    module = bilstm(depth=depth, dropout=0.5)
+    reference = bilstm(depth=depth, dropout=0.0)
+    reference.load_state_dict(module.state_dict())
+    getattr(module, mode)()
+    lengths = [3, 5]
+    tokens = tokens_for(lengths)
+    with torch.no_grad():
+        want = reference.eval()(tokens, lengths)
+        for out in (module(tokens, lengths), module(tokens, lengths, is_train=False)):
+            torch.testing.assert_close(out, want, rtol=0, atol=0)
+        a, b = module(tokens, lengths, is_train=True), module(tokens, lengths, is_train=True)
+    assert not torch.equal(a, want) and not torch.equal(a, b)
+
+
+def test_bilstm_gradients_reach_the_inputs():
+    module = bilstm(depth=2, dropout=0.2)
+    lengths = [3, 0, 2]
+    tokens = tokens_for(lengths).requires_grad_(True)
+    module(tokens, lengths, is_train=True).sum().backward()
+    assert tokens.grad is not None and tokens.grad.shape == tokens.shape
+    assert (tokens.grad.abs().sum(dim=1) > 0).all()
