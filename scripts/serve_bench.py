@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="pipeline directory (what `spacy-twitter-ner serve` loads)")
     p.add_argument("--texts", required=True, help="UTF-8 file, one tweet per line")
     p.add_argument("--out", default="metrics/serve.json", help="metrics JSON (default metrics/serve.json)")
-    p.add_argument("--clients", type=positive(int, MAX_CLIENTS), default=32, help="concurrent client threads (default 32)")
-    p.add_argument("--seconds", type=positive(float, MAX_SECONDS), default=60.0, help="how long the clients post (default 60)")
+    p.add_argument("--clients", type=positive(int, MAX_CLIENTS), default=32,
+                   help="concurrent client threads (default 32)")
+    p.add_argument("--seconds", type=positive(float, MAX_SECONDS), default=60.0,
+                   help="how long the clients post (default 60)")
     p.add_argument("--batch", type=positive(int, 1000), default=8,
                    help="tweets per request (default 8; at most 1000, the server's --max-texts)")
     p.add_argument("--pool", type=positive(int, MAX_POOL), default=2000,
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many requests in all (default 1,000,000)")
     p.add_argument("--threads", type=positive(int, 256), default=4, help="server --threads (default 4)")
     p.add_argument("--workers", type=positive(int, 64), default=1, help="server --workers (default 1)")
-    p.add_argument("--timeout", type=positive(float, 600), default=60.0, help="per-request timeout in seconds (default 60)")
+    p.add_argument("--timeout", type=positive(float, 600), default=60.0,
+                   help="per-request timeout in seconds (default 60)")
     return p
 
 

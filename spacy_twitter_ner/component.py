@@ -22,6 +22,8 @@ from .models.bio import bio_tags, doc_tag_ids, gold_tag_ids, tags_to_spans
 from .models.scores import TagScores
 from .runtime import one_torch_thread_in_forked_children
 
+# Key of a teacher's per-token tag distributions in a reference doc's user_data (distillation).
+SOFT_TARGETS = "spacy_twitter_ner.teacher_probs"
 # Bumped whenever a saved model can no longer be read by this code (2: the CRF as a layer,
 # knowledge sources as sub-layers).
 FORMAT_VERSION = 2
@@ -198,8 +200,36 @@ class TwitterBiLSTMNER(TrainablePipe):
         return losses
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
-        """The decoder's loss against the gold tags (a mean over tokens with a known gold tag)."""
-        return scores.loss(self.gold_tag_ids(examples))
+        """The decoder's loss against the gold tags (a mean over tokens with a known gold tag),
+        or, for tweets a teacher labelled with tag distributions (``SOFT_TARGETS`` in the
+        reference doc's ``user_data``), the cross-entropy against those (distillation)."""
+        examples = list(examples)
+        ids = self.gold_tag_ids(examples)
+        soft = self.soft_targets(examples)
+        if soft is not None:
+            ids[soft.sum(axis=1) > 0] = -1
+        return scores.loss(ids, soft=soft)
+
+    def soft_targets(self, examples: Sequence[Example]) -> Optional[numpy.ndarray]:
+        """(tokens, tags) teacher distributions for the examples that carry them, zero rows
+        elsewhere; None when no example does. The teacher must predict the same tags."""
+        rows: List[numpy.ndarray] = []
+        found = False
+        for eg in examples:
+            probs = eg.reference.user_data.get(SOFT_TARGETS)
+            if probs is not None and _same_tokens(eg):
+                probs = numpy.asarray(probs, dtype="float32")
+                if probs.shape != (len(eg.predicted), len(self.tags)):
+                    raise ValueError(
+                        f"twitter_bilstm_ner: a teacher-labelled tweet has tag distributions of shape "
+                        f"{probs.shape}, expected ({len(eg.predicted)}, {len(self.tags)}): the teacher "
+                        "must predict the same labels as this component"
+                    )
+                found = True
+                rows.append(probs)
+            else:
+                rows.append(numpy.zeros((len(eg.predicted), len(self.tags)), dtype="float32"))
+        return numpy.concatenate(rows) if found else None
 
     def gold_tag_ids(self, examples: Iterable[Example]) -> numpy.ndarray:
         """Flat gold tag ids aligned to the predicted tokens; -1 where unknown (misaligned or

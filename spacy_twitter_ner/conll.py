@@ -34,6 +34,7 @@ __all__ = [
     "Tweet",
     "read_conll",
     "repair_bio",
+    "drop_tokens",
     "tweets_to_docs",
     "ConversionReport",
     "convert_file",
@@ -121,9 +122,10 @@ def drop_tokens(words: List[str], tags: List[str], drop: List[bool]) -> Tuple[Li
     """Remove the tokens flagged in ``drop`` and keep the entity segmentation of the rest.
 
     Entities are read as ``conlleval`` reads the full sequence. A kept token stays in the entity
-    it was in: ``B-x <I-x> I-x`` stays one entity, ``<B-x> I-x`` becomes ``B-x`` and
-    ``B-x <O> I-x`` stays two entities (``B-x B-x``). An entity whose tokens are all dropped
-    is gone. Tags are otherwise left as they are, so :func:`repair_bio` still counts its repairs.
+    it was in: ``B-x <I-x> I-x`` stays one entity (``B-x I-x``), ``<B-x> I-x`` keeps ``I-x``,
+    which :func:`repair_bio` reads as ``B-x``, and ``B-x <O> I-x`` stays two entities
+    (``B-x B-x``). An entity whose tokens are all dropped is gone. Tags are otherwise left as
+    they are, so :func:`repair_bio` still counts its own repairs.
     """
     ids = _entity_ids(repair_bio(tags)[0])
     kept_words: List[str] = []

@@ -1,7 +1,8 @@
 """A regex-based tokenizer for tweets.
 
-spaCy's rule-based tokenizer splits ``@user``, ``#tag``, URLs, emoticons and
-emoji sequences in ways that hurt NER on tweets. This tokenizer runs a single
+spaCy's rule-based tokenizer splits ``@user``, ``#tag``, ``$CASHTAG``, emoticons and
+emoji sequences in ways that hurt NER on tweets (scripts/tokenizer_disagreements.py lists
+where the two differ on real tweets, and why ours is kept). This tokenizer runs a single
 compiled master regex over the text (``re.findall``), so it stays fast enough to
 compare against spaCy's Cython tokenizer, and keeps those units whole.
 
@@ -125,16 +126,18 @@ _CURRENCY = "$€£¥"
 # Token patterns, in priority order
 # ---------------------------------------------------------------------------
 
-# "https:/" with one slash: tweets cut at 140 characters end in "https:/…".
+# A scheme cut short: tweets cut at 140 characters end in "https:/…".
+_CUT_URL = r"(?i:https?:/)(?=…|\s|$)"
 _URL_PAT = (
-    r"(?i:https?:/|www\.(?=\w)|t\.co/)"
+    r"(?i:https?://|www\.(?=\w)|t\.co/)"
     rf"(?:{_URL_CHAR}*{_URL_LAST_CHAR})?"  # greedy, backs off only over trailing punctuation
+    rf"|{_CUT_URL}"
 )
 
 # A run of word characters (incl. combining marks). 'h'/'w' are only taken when they do not
 # start a URL, so a URL glued to a word ("Questionhttp://bit.ly/x", "#tagshttps://t.co/y")
 # is still split off whole. Matching runs (not single chars) keeps the hot loop in C.
-_NOT_URL_START = r"(?!(?i:https?:/|www\.\w))"
+_NOT_URL_START = rf"(?!(?i:https?://|www\.\w)|{_CUT_URL})"
 _WORD_RUN = rf"(?:[^\WhHwW]++|[{_MARKS}]++|{_NOT_URL_START}[hHwW])"
 
 _MENTION_PAT = rf"@{_WORD_RUN}++"
@@ -262,7 +265,9 @@ class _TextPreservingDoc(Doc):
 
 
 class TwitterTokenizer:
-    """Tokenizer for tweets: keeps mentions, URLs, hashtags, emoticons and emoji whole.
+    """Tokenizer for tweets: keeps mentions, URLs (with or without scheme), e-mail addresses,
+    hashtags, cashtags, dotted abbreviations, emoticons and emoji whole, and splits the clitic
+    ``'s`` off a name as the WNUT corpora do.
 
     Whitespace follows spaCy's convention: a single ' ' after a token becomes its
     ``whitespace_``; any other whitespace is a token of its own.

@@ -44,8 +44,8 @@ def tweets(tiny_helpers):
             lines = f.read().decode("utf-8").split("\n")
         lines = [line.rstrip("\r") for line in lines if "\r" not in line.rstrip("\r")]
     else:
-        lines = [t for t, _ in tiny_helpers.tiny_texts(6000, seed=3)]
-    return lines[:6000]
+        lines = [t for t, _ in tiny_helpers.tiny_texts(4000, seed=3)]
+    return lines[:4000]
 
 
 def expected_entities(nlp, texts):
@@ -98,6 +98,31 @@ def check_reconciles(s):
         assert f["records_in"] == f["records_out"] + f["skipped"], f
     t = s["totals"]
     assert t["records_in"] == t["records_out"] + t["skipped"]
+
+
+# -- partitions ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b"a\n", b"a", b"a\nb\nc\nd", b"a\r\nb\r\n\r\nc\r\nd\r\n",
+                                  b"\n\n\n\n\n\n", b"x\n" * 1000 + b"tail"])
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 5000])
+@pytest.mark.parametrize("compress", [False, True])
+def test_partitions_cover_every_line_once(tmp_path, data, size, compress):
+    from spacy_twitter_ner.batch import readers
+
+    path = tmp_path / ("t.txt.gz" if compress else "t.txt")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    parts = readers.plan_file(str(path), readers.TEXT, "t", size, "text")
+    want = data.decode().split("\n")
+    want = [line.rstrip("\r") for line in (want[:-1] if data.endswith(b"\n") or not data else want)]
+    got, keys = [], []
+    for i, part in enumerate(parts):
+        assert part.name == f"t.part-{i:05d}" and 0 <= part.count <= size
+        chunk = readers.read_partition(part, "text", readers.STOP)
+        got += chunk.texts
+        keys += chunk.keys
+    assert got == want and keys == list(range(1, len(want) + 1))
+    assert len(parts) == max(1, -(-len(want) // size))
 
 
 # -- in-process (--workers 0) ---------------------------------------------------------------------
@@ -341,20 +366,20 @@ def test_worker_killed_mid_job(cluster, tweets, model_dir, nlp, tmp_path):
     cluster, client = cluster
     d = tmp_path / "in"
     d.mkdir()
-    parts = {"k1": tweets[:3000], "k2": tweets[3000:6000]}
+    parts = {"k1": tweets[:2000], "k2": tweets[2000:4000]}
     for stem, texts in parts.items():
         write_text(d / f"{stem}.txt", texts)
     out = tmp_path / "out"
-    n_parts = 60
+    n_parts = 40
     proc = annotate_subprocess(model_dir, d, "-o", out, "--scheduler", cluster.scheduler_address,
                                "--partition-size", 100, "-q")
     victim, done_at_kill = None, None
     deadline = time.time() + 240
     while proc.poll() is None and time.time() < deadline:
         done = glob.glob(str(out / "*.part-*.jsonl"))
-        if len(done) >= 2:
-            pids = client.run(os.getpid)
-            victim = sorted(pids.values())[0]
+        busy = [w for w, keys in client.processing().items() if keys] if len(done) >= 2 else []
+        if busy:  # a worker with a partition in flight
+            victim = client.run(os.getpid, workers=busy[:1])[busy[0]]
             done_at_kill = len(glob.glob(str(out / "*.part-*.jsonl")))
             os.kill(victim, signal.SIGKILL)
             break
@@ -370,7 +395,7 @@ def test_worker_killed_mid_job(cluster, tweets, model_dir, nlp, tmp_path):
     check_complete(out, parts, nlp)
     s = summary(out)
     check_reconciles(s)
-    assert s["totals"]["records_out"] == 6000
+    assert s["totals"]["records_out"] == 4000
     # the nanny restarted the killed worker; each live worker loaded the pipeline once
     client.wait_for_workers(2, timeout=60)
     deadline = time.time() + 60
@@ -395,3 +420,19 @@ def test_stop_mode_on_dask_names_file_and_line(cluster, bad_inputs, model_dir, t
     assert proc.returncode == 1
     assert f"{os.path.join(str(d), 'bad.jsonl')}:4: malformed JSON: Unterminated string" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_model_workers_cannot_load_is_one_line(cluster, mixed_inputs, tmp_path):
+    cluster, _ = cluster
+    d, _ = mixed_inputs
+    bad_model = tmp_path / "model"
+    bad_model.mkdir()
+    (bad_model / "config.cfg").write_text("[nlp]\n")
+    proc = annotate_subprocess(bad_model, d / "a.txt", "-o", tmp_path / "out",
+                               "--scheduler", cluster.scheduler_address)
+    _, stderr = proc.communicate(timeout=120)
+    err = stderr.decode()
+    assert proc.returncode == 1
+    assert "could not load the pipeline" in err and "visible on every worker" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

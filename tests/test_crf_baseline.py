@@ -1,5 +1,5 @@
-"""The CRF baseline: it learns a tiny templated corpus, round-trips through disk and reports a
-corrupted model file clearly."""
+"""The CRF baseline (spacy_twitter_ner.baselines.crf): it learns a tiny templated corpus,
+round-trips through disk and reports a corrupted model file clearly."""
 import pytest
 import spacy
 import torch
@@ -7,8 +7,8 @@ from spacy.tokens import Doc
 
 pytest.importorskip("sklearn_crfsuite")
 
-import spacy_twitter_ner.crf_baseline  # noqa: F401  (registers the "twitter_crf_ner" factory)
-from spacy_twitter_ner.crf_baseline import (
+import spacy_twitter_ner.baselines.crf  # noqa: F401  (registers the "twitter_crf_ner" factory)
+from spacy_twitter_ner.baselines.crf import (
     doc_bio_tags,
     doc_features,
     evaluate_docs,

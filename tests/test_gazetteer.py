@@ -1,11 +1,13 @@
-"""Gazetteer features: list loading, phrase flags, and the lists travelling inside the model."""
+"""Gazetteer features (spacy_twitter_ner.models.knowledge.gazetteer): list loading, phrase flags,
+and the lists travelling inside the model as a knowledge sub-layer of TokenFeatures.v1."""
 import shutil
 
 import numpy
 import pytest
 import spacy
 
-from spacy_twitter_ner.gazetteer import GazetteerMatcher, load_lists
+from spacy_twitter_ner.models.features import knowledge_layers
+from spacy_twitter_ner.models.knowledge.gazetteer import GAZETTEER, GazetteerMatcher, load_lists
 
 from conftest import small_model_config, tiny_corpus, twitter_nlp
 
@@ -135,6 +137,13 @@ def lexicons(tmp_path):
     })
 
 
+def _gazetteer_layer(ner):
+    """The knowledge sub-layer of the features layer that holds the lists."""
+    layers = [layer for layer in knowledge_layers(ner.model.get_ref("features")) if layer.name == GAZETTEER]
+    assert len(layers) == 1
+    return layers[0]
+
+
 def _gazetteer_config(folder):
     return small_model_config(gazetteer_dir=str(folder), gazetteer_lists=["people.person", "location.city"],
                               gazetteer_max_len=4)
@@ -145,8 +154,10 @@ def test_add_pipe_with_gazetteer_merges_into_default_config(lexicons):
     ner = nlp.add_pipe("twitter_bilstm_ner", config={"model": {"features": {
         "gazetteer_dir": str(lexicons), "gazetteer_lists": ["people.person", "location.city"]}}})
     nlp.initialize(lambda: tiny_corpus(nlp, n=10))
-    features = ner.model.get_ref("features")
-    assert features.attrs["gazetteer"]["location.city"] == ["new york", "paris", "tokyo", "boston"]
+    gazetteer = _gazetteer_layer(ner)
+    assert gazetteer.attrs["entries"]["location.city"] == ["new york", "paris", "tokyo", "boston"]
+    assert gazetteer.get_dim("nO") == 4
+    assert ner.model.get_ref("features").get_ref("embed").shims[0]._model.n_extra == 4
     doc = nlp("Lady Gaga lands in New York")
     assert all(e.label_ in ("person", "geo-loc") for e in doc.ents)
 
@@ -182,8 +193,8 @@ def test_lists_travel_inside_the_saved_model(tmp_path, lexicons):
     assert not lexicons.exists()
 
     loaded = spacy.load(tmp_path / "model")
-    features = loaded.get_pipe("twitter_bilstm_ner").model.get_ref("features")
-    assert features.attrs["gazetteer"]["people.person"] == ["lady gaga", "barack obama", "tom brady",
+    gazetteer = _gazetteer_layer(loaded.get_pipe("twitter_bilstm_ner"))
+    assert gazetteer.attrs["entries"]["people.person"] == ["lady gaga", "barack obama", "tom brady",
                                                           "carmelo anthony"]
     after = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)]
     assert after == before
@@ -191,5 +202,26 @@ def test_lists_travel_inside_the_saved_model(tmp_path, lexicons):
     numpy.testing.assert_allclose(probs_after, probs_before, rtol=1e-5, atol=1e-6)
     # the flags are really computed on the loaded model's input
     matcher_input = [t.text for t in loaded.make_doc(texts[0])]
-    flags = GazetteerMatcher(features.attrs["gazetteer"], 4).flags(matcher_input)
+    flags = GazetteerMatcher(gazetteer.attrs["entries"], 4).flags(matcher_input)
     assert flags[:, 0].tolist()[:2] == [1.0, 0.0] and flags[:, 1].tolist()[:2] == [0.0, 1.0]
+    numpy.testing.assert_array_equal(gazetteer.predict([loaded.make_doc(texts[0])]), flags)
+    # and a pickled copy (no list folder either)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(loaded))
+    assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in copy.pipe(texts)] == before
+    numpy.testing.assert_array_equal(_gazetteer_layer(copy.get_pipe("twitter_bilstm_ner")).predict([copy.make_doc(texts[0])]), flags)
+
+
+def test_uninitialized_lists_give_a_clear_error(lexicons):
+    nlp = twitter_nlp()
+    ner = nlp.add_pipe("twitter_bilstm_ner", config=_gazetteer_config(lexicons))
+    with pytest.raises(ValueError, match="gazetteer lists have not been loaded"):
+        _gazetteer_layer(ner).predict([nlp.make_doc("Lady Gaga")])
+
+
+def test_lists_without_a_folder(tmp_path):
+    nlp = twitter_nlp()
+    nlp.add_pipe("twitter_bilstm_ner", config=small_model_config(gazetteer_lists=["people"]))
+    with pytest.raises(ValueError, match="gazetteer_dir is not"):
+        nlp.initialize(lambda: tiny_corpus(nlp, n=4))

@@ -19,6 +19,10 @@ import pytest
 import spacy
 import srsly
 
+from spacy_twitter_ner.models.ensemble import ENSEMBLE
+from spacy_twitter_ner.models.features import knowledge_layers
+from spacy_twitter_ner.models.knowledge.gazetteer import GAZETTEER
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "project"
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
@@ -140,7 +144,9 @@ def test_model_best_loads_and_tags(project):
     assert doc.ents, "the tiny model (dev F1 1.0 on the templated tweets) found nothing"
     assert all(e.label_ in ("person", "geo-loc") for e in doc.ents)
     features = nlp.get_pipe("twitter_bilstm_ner").model.get_ref("features")
-    assert sorted(features.attrs["gazetteer"]) == sorted(LISTS)  # the lists travel in the model
+    gazetteer = [layer for layer in knowledge_layers(features) if layer.name == GAZETTEER]
+    assert len(gazetteer) == 1
+    assert sorted(gazetteer[0].attrs["entries"]) == sorted(LISTS)  # the lists travel in the model
     assert nlp.vocab.vectors.shape[1] == 256  # and the static vectors
     assert (proj / "training" / "tiny-tiny" / "model-last").is_dir()
 
@@ -204,7 +210,8 @@ def test_seeds_then_ensemble(project):
     result = run_project(proj, "ensemble", ".", *vars_)
     assert result.returncode == 0, _fail_text(result)
     nlp = spacy.load(proj / "training" / "tiny-tiny-ensemble" / "model-best")
-    assert nlp.get_pipe("twitter_bilstm_ner").model.attrs["ensemble"] == 3
+    model = nlp.get_pipe("twitter_bilstm_ner").model
+    assert model.name == ENSEMBLE and len(model.layers) == 3
     assert nlp.vocab.vectors.shape[1] == 256  # the members' static vectors came along
     assert nlp("Lady Gaga is heading to Paris tonight").ents
     for split in ("dev", "test"):

@@ -423,3 +423,16 @@ def test_tag_scores_mean():
     mean = TagScores.mean([a.softmax(), b.softmax()])
     assert type(mean) is TagScores
     numpy.testing.assert_allclose(mean.emissions.data, (a.flat + b.flat) / 2)
+
+
+def test_crf_decode_marginals_of_a_long_doc_are_probabilities():
+    """The forward-backward sums grow with the length of a doc: a 3,000-token doc (e.g. a
+    pasted text) still gets marginals that sum to 1 (in float32 they drift by more than 1)."""
+    p = Problem(11, lengths=[3000, 4], dtype="float32", n_labels=2)
+    p.flat += 5.0  # large scores, as a trained model's
+    paths, probs = p.crf().decode()
+    numpy.testing.assert_allclose(probs[0].sum(axis=1), 1.0, atol=1e-6)
+    assert probs[0].max() <= 1.0 + 1e-6 and probs[0].min() >= 0.0
+    em = p.docs()[1]  # the short doc decoded beside it
+    numpy.testing.assert_allclose(probs[1], brute_marginals(em, p.full_trans, p.full_start, p.end.astype("float64")), atol=1e-6)
+    assert tuple(int(x) for x in paths[1]) == brute_best(em, p.full_trans, p.full_start, p.end.astype("float64"))

@@ -48,7 +48,8 @@ def model(tmp_path_factory, tiny_helpers):
     """(nlp as the server loads it, its directory). Dropout in the model, so that a prediction
     that ran in training mode (or flipped another thread into it) would show."""
     config = tiny_helpers.small_model_config(dropout=0.3)
-    config["model"]["encoder"]["dropout"] = 0.3
+    if "dropout" in config["model"]["encoder"]:
+        config["model"]["encoder"]["dropout"] = 0.3
     nlp, _, _, _ = tiny_helpers.train_tiny(config, epochs=8, drop=0.1)
     path = tmp_path_factory.mktemp("serve") / "model"
     nlp.to_disk(path)

@@ -110,6 +110,8 @@ def test_seed_mention_colon_split(tok_tokenizer):
         ("1️⃣", ["1️⃣"]),
         # emoticons
         (":-) :) :( ;) :D :P", [":-)", ":)", ":(", ";)", ":D", ":P"]),
+        ("sorry:/ (via @x):", ["sorry", ":/", "(", "via", "@x", ")", ":"]),
+        ("http:/@a", ["http", ":/", "@a"]),  # one slash is a URL only where the tweet was cut
         ("<3 </3 xD ^_^ -_- :/", ["<3", "</3", "xD", "^_^", "-_-", ":/"]),
         ("great:)", ["great", ":)"]),
         ("xDrive", ["xDrive"]),
@@ -164,36 +166,179 @@ def test_whitespace_like_spacy(tok_tokenizer, text, expected):
 
 
 def test_norms(tok_tokenizer):
-    doc = tok_tokenizer("@user WWW.x.com t.co/a https://x.y/z Hello http")
-    assert [t.norm_ for t in doc] == [USR, URL, URL, URL, "hello", "http"]
+    doc = tok_tokenizer("@user WWW.x.com t.co/a https://x.y/z Hello http bit.ly/q example.co.uk")
+    assert [t.norm_ for t in doc] == [USR, URL, URL, URL, "hello", "http", URL, URL]
 
 
 # ---------------------------------------------------------------------------
-# twitter_norm
+# Cases from the tokenizer issue and from the disagreements with spaCy on real tweets
+# (scripts/tokenizer_disagreements.py, metrics/tokenizer-disagreements.md)
 # ---------------------------------------------------------------------------
+
+
+def norms(doc: Doc) -> List[str]:
+    return [t.norm_ for t in doc]
 
 
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("@a_b", USR),
-        ("@nyknicks", USR),
-        ("@", "@"),
-        ("http://t.co/xyz", URL),
-        ("https://www.example.com/a?b=c&d=e", URL),
-        ("HTTP://X.COM", URL),
-        ("www.example.com", URL),
-        ("WWW.Example.com", URL),
-        ("t.co/abc", URL),
-        ("http", "http"),
-        ("https:", "https:"),
-        ("#NBA", "#NBA"),
-        ("hello", "hello"),
-        ("", ""),
+        ("foo@bar.com", ["foo@bar.com"]),
+        ("mail john.smith+tw@mail.example.co.uk.", ["mail", "john.smith+tw@mail.example.co.uk", "."]),
+        ("no-reply@twitch.tv", ["no-reply@twitch.tv"]),
+        ("Lou@soidog.org.", ["Lou@soidog.org", "."]),
+        # not e-mail addresses: the mention rule applies
+        ("@bar", ["@bar"]),
+        ("hi@bob", ["hi", "@bob"]),
+        ("thanks@user.", ["thanks", "@user", "."]),
+        ("foo@www.abc.com", ["foo", "@", "www.abc.com"]),
     ],
 )
-def test_twitter_norm(text, expected):
-    assert twitter_norm(text) == expected
+def test_email_is_one_token_not_a_mention(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+    for t in doc:
+        assert (t.norm_ == USR) == (t.text.startswith("@") and len(t.text) > 1), t.text
+
+
+@pytest.mark.parametrize(
+    "text,url",
+    [
+        ("bit.ly/abc", "bit.ly/abc"),
+        ("example.co.uk", "example.co.uk"),
+        ("t.co/xyz", "t.co/xyz"),
+        ("youtu.be/abc", "youtu.be/abc"),
+        ("see bit.ly/abc).", "bit.ly/abc"),
+        ("at example.com.", "example.com"),
+        ("play Agar.io now", "Agar.io"),
+        ("GOOGLE.COM!", "GOOGLE.COM"),
+        ("my-site.org/a?b=1&c=2#x", "my-site.org/a?b=1&c=2#x"),
+        ("so https:/…", "https:/"),  # a tweet cut at 140 characters
+        ("cut http:/", "http:/"),
+    ],
+)
+def test_url_without_scheme(tok_tokenizer, text, url):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    (token,) = [t for t in doc if t.text == url]
+    assert token.norm_ == URL
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("e.g. this", ["e.g.", "this"]),
+        ("word.Next", ["word", ".", "Next"]),
+        ("today.this was", ["today", ".", "this", "was"]),  # a missing space, not a host
+        ("youtu.be now", ["youtu", ".", "be", "now"]),  # an unlisted TLD needs a path
+        ("I.e", ["I.e"]),
+        ("3.5 1.2.3", ["3.5", "1.2.3"]),
+        ("J.Crew", ["J", ".", "Crew"]),
+        ("comedy.community", ["comedy", ".", "community"]),
+    ],
+)
+def test_not_urls(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+    assert URL not in norms(doc)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("U.S.A. and U.K.", ["U.S.A.", "and", "U.K."]),
+        ("in the U.S.", ["in", "the", "U.S."]),
+        ("the U.S! wow", ["the", "U.S", "!", "wow"]),
+        ("at 5 p.m. in D.C.", ["at", "5", "p.m.", "in", "D.C."]),
+        ("R.I.P", ["R.I.P"]),
+        ("U.S.Army", ["U", ".", "S", ".", "Army"]),  # not a whole abbreviation
+        ("St. Louis vs. Mr. X", ["St", ".", "Louis", "vs", ".", "Mr", ".", "X"]),  # as the corpora
+    ],
+)
+def test_dotted_abbreviations(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("$AAPL up", ["$AAPL", "up"]),
+        ("$BRK.A $tsla.", ["$BRK.A", "$tsla", "."]),
+        ("$AAPL's", ["$AAPL", "'s"]),
+        ("$5 $5.99 $1,000", ["$5", "$5.99", "$1,000"]),
+        ("$ABCDEFG", ["$", "ABCDEFG"]),  # more than 6 letters: not a cashtag
+        ("$$$", ["$$$"]),
+    ],
+)
+def test_cashtags(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("@user_1's", ["@user_1", "'s"]),
+        ("Prompto's", ["Prompto", "'s"]),
+        ("Doctor’s", ["Doctor", "’s"]),
+        ("Kelli's mom", ["Kelli", "'s", "mom"]),
+        ("#Trump's", ["#Trump", "'s"]),
+        ("IT'S LA'S", ["IT", "'S", "LA", "'S"]),
+        ("it's he's that’s", ["it", "'s", "he", "'s", "that", "’s"]),  # as the WNUT train files
+        # other contractions stay whole, as in the corpora
+        ("can't don't I'm you're I'll we've I'd", ["can't", "don't", "I'm", "you're", "I'll", "we've", "I'd"]),
+        ("y'all rock'n'roll", ["y'all", "rock'n'roll"]),
+        # an "'s" that is not a clitic
+        ("'sup 'sorry'", ["'", "sup", "'", "sorry", "'"]),
+        ("Ma'shka", ["Ma'shka"]),
+        ("customers’ cars", ["customers", "’", "cars"]),
+    ],
+)
+def test_possessive_and_contractions(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+    if text.startswith("@"):
+        assert doc[0].norm_ == USR
+
+
+def test_possessive_entity_span_is_the_name_alone(tok_nlp):
+    from spacy.training import offsets_to_biluo_tags
+
+    text = "Prompto's Doctor’s @user_1's show"
+    doc = tok_nlp.make_doc(text)
+    ents = [(0, 7, "person"), (10, 16, "person"), (19, 26, "person")]
+    assert "-" not in offsets_to_biluo_tags(doc, ents)  # every span is on token boundaries
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("w/ the", ["w/", "the"]),
+        ("W/ you w/o it", ["W/", "you", "w/o", "it"]),
+        ("w/lid", ["w/", "lid"]),
+        ("kw/h", ["kw", "/", "h"]),
+        ("24/7 9/11 1/2 12/25/2016", ["24/7", "9/11", "1/2", "12/25/2016"]),
+        ("$5/month", ["$5", "/", "month"]),
+        ("AK-47 Pac-12 I-35's AK-47s", ["AK-47", "Pac-12", "I-35", "'s", "AK-47s"]),
+        ("CVE-2017-0144", ["CVE-2017-0144"]),
+        ("well-known 2-3 -5", ["well", "-", "known", "2", "-", "3", "-", "5"]),
+    ],
+)
+def test_disagreements_fixed(tok_tokenizer, text, expected):
+    doc = tok_tokenizer(text)
+    assert_consistent(doc, text)
+    assert texts(doc) == expected
+
+
+# ---------------------------------------------------------------------------
+# twitter_norm (its own cases are in test_normalize.py)
+# ---------------------------------------------------------------------------
 
 
 def test_twitter_norm_same_for_tokenizer_and_pretokenised(tok_nlp, tok_tokenizer):
@@ -259,7 +404,13 @@ urls = st.builds(
     st.text(_ALNUM, min_size=1, max_size=8),
     st.text(_ALNUM + "/?=&-_.", max_size=12).map(lambda p: p + "x"),
 ) | st.text(_ALNUM, min_size=1, max_size=8).map(lambda s: "t.co/" + s)
-specials = st.one_of(mentions, hashtags, urls)
+bare_urls = st.builds(
+    lambda host, tld, path: f"{host}.{tld}{path}",
+    st.text(_ALNUM, min_size=1, max_size=8),
+    st.sampled_from(["com", "co.uk", "io", "ly", "ORG"]),
+    st.sampled_from(["", "/"]) | st.text(_ALNUM + "/?=&-_.", max_size=12).map(lambda p: "/" + p + "x"),
+)
+specials = st.one_of(mentions, hashtags, urls, bare_urls)
 other_fragments = st.one_of(
     st.sampled_from(
         ["😂", "👍🏽", "❤️", "👨‍👩‍👧", "🇺🇸", ":-)", ":)", "<3", "xD", "^_^", "-_-", ":/", "&amp;",
@@ -276,14 +427,14 @@ whitespace = st.sampled_from([" ", "  ", "\n", "\t", " \n ", "\u00a0"])
 def tweet_like(draw):
     """A mix of fragments; specials are always followed by whitespace so they must stay whole.
 
-    A bare ``t.co/`` link is only a link at a word start ("at.co/x" is not), so it also gets
-    whitespace before it.
+    A bare ``t.co/`` link or host (``bit.ly/x``) is only a link at a word start ("at.co/x" is
+    not), so it also gets whitespace before it.
     """
     parts, inserted = [], []
     for _ in range(draw(st.integers(0, 12))):
         if draw(st.booleans()):
             special = draw(specials)
-            if special.startswith("t.co/"):
+            if special[0] not in "@#" and not special.lower().startswith(("http", "www.")):
                 parts.append(draw(whitespace))
             inserted.append((sum(map(len, parts)), special))
             parts.extend([special, draw(whitespace)])
@@ -348,6 +499,16 @@ LONG_URL = "https://example.com/" + "a" * 4980
         ":" * 50_000 + ")",
         "😂\u200d" * 10_000,
         "\ufe0f\U0001F3FD\u200d",
+        # the bounded looks of the e-mail / host / abbreviation / cashtag rules
+        "a." * 50_000,
+        "a-" * 50_000,
+        "a.b@" * 30_000,
+        ("a-" * 40 + ".") * 1_500,
+        ("a" * 63 + ".") * 1_500 + "@",
+        "a.www." * 20_000,
+        "$A" * 50_000,
+        "a's" * 50_000,
+        "x.com/" + "." * 100_000,
     ],
     ids=lambda s: repr(s[:20]),
 )
@@ -432,3 +593,40 @@ def test_nlp_disk_round_trip(tok_nlp, tmp_path):
     doc = nlp2(SEED_2)
     assert texts(doc) == texts(tok_nlp(SEED_2))
     assert doc[-1].norm_ == USR
+
+
+# ---------------------------------------------------------------------------
+# scripts/tokenizer_disagreements.py
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def disagreements_script():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "tokenizer_disagreements.py"
+    spec = importlib.util.spec_from_file_location("tokenizer_disagreements", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_disagreements_are_the_pieces_split_differently(disagreements_script, tok_nlp):
+    td = disagreements_script
+    text = "I'm at #NBA with @bob_ now!! ok"
+    ours = td.spans(tok_nlp.tokenizer(text))
+    theirs = td.spans(spacy.blank("en").tokenizer(text))
+    assert list(td.disagreements(ours, theirs)) == [
+        (("I'm",), ("I", "'m")),
+        (("#NBA",), ("#", "NBA")),
+        (("@bob_",), ("@bob", "_")),
+        (("!!",), ("!", "!")),
+    ]
+    assert list(td.disagreements(ours, ours)) == []
+
+
+def test_disagreement_shapes_and_decisions(disagreements_script):
+    td = disagreements_script
+    assert [td.shape(t) for t in ["#NBA", "don't", "$5.99", "❤️", "@a_1"]] == ["#a", "a'a", "$9.9", "E", "@a_9"]
+    assert td.decision((("#Whatever",), ("#", "Whatever"))).startswith("keep ours")
+    assert td.decision((("xyz",), ("x", "y", "z", "w"))) == "undecided"

@@ -40,7 +40,10 @@ class LoadPipeline(WorkerPlugin):
 
         torch.set_num_threads(self.torch_threads)
         # off the event loop: a slow load must not stall the worker's heartbeats
-        await asyncio.get_running_loop().run_in_executor(None, get_nlp, self.model)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, get_nlp, self.model)
+        except AnnotateError:
+            pass  # kept in tasks.LOAD_ERRORS: load_on_workers reports it, tasks fail cleanly
 
 
 def plugin_name(model: str) -> str:
@@ -70,12 +73,14 @@ def load_on_workers(client: Client, model: str, wait_for_workers: int = 1, timeo
         client.wait_for_workers(wait_for_workers, timeout=timeout)
     except TimeoutError:
         raise AnnotateError(f"no Dask worker joined the scheduler within {timeout:.0f} s") from None
-    try:
-        client.register_plugin(LoadPipeline(model))
-    except AnnotateError as err:
-        raise AnnotateError(f"a Dask worker could not load the pipeline: {err} (the model must be "
-                            f"a path or installed package visible on every worker)") from None
-    return client.run(process_info)
+    client.register_plugin(LoadPipeline(model))
+    info = client.run(process_info)
+    for address, worker in info.items():
+        error = worker["load_errors"].get(model)
+        if error:
+            raise AnnotateError(f"Dask worker {address} could not load the pipeline: {error} (the "
+                                f"model must be a path or installed package visible on every worker)")
+    return info
 
 
 def workers_info(client: Client) -> Dict:

@@ -53,8 +53,8 @@ class Partition:
     count: int  # lines (rows) in this partition
     offset: int = 0  # byte offset of the first line in the (decompressed) stream
     row_groups: Tuple[int, ...] = ()  # Parquet
-    size: int = 0  # of the source file when planned: a changed input is noticed
-    mtime_ns: int = 0
+    size: int = 0  # of the source file when planned: part of what a rerun must match to resume
+    mtime_ns: int = 0  # informational only (a copied input keeps its partitions)
 
     def to_dict(self) -> Dict:
         d = asdict(self)

@@ -17,6 +17,7 @@ _LOCK = threading.Lock()
 _MODELS: Dict[str, object] = {}
 LOAD_SECONDS: Dict[str, float] = {}  # model -> seconds this process took to load it
 LOADS: Dict[str, int] = {}  # model -> times this process loaded it (1, or the cache is broken)
+LOAD_ERRORS: Dict[str, str] = {}  # model -> why this process could not load it
 
 
 def get_nlp(model: str):
@@ -30,7 +31,9 @@ def get_nlp(model: str):
             try:
                 nlp = load_model(model, resolve_model(model))
             except CLIError as err:
+                LOAD_ERRORS[model] = str(err)
                 raise AnnotateError(str(err)) from None
+            LOAD_ERRORS.pop(model, None)
             LOAD_SECONDS[model] = time.perf_counter() - t0
             LOADS[model] = LOADS.get(model, 0) + 1
             _MODELS[model] = nlp
@@ -43,7 +46,7 @@ def process_info() -> Dict:
 
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "load_seconds": dict(LOAD_SECONDS), "loads": dict(LOADS)}
+            "load_seconds": dict(LOAD_SECONDS), "loads": dict(LOADS), "load_errors": dict(LOAD_ERRORS)}
     try:
         import psutil
 

@@ -13,7 +13,8 @@ them): ``{"text", "entities", "line"}`` for plain text (``line``: 1-based line i
 every original field plus ``entities`` for JSON Lines and Parquet.
 
 ``--workers N`` (default: the number of cores) starts N single-threaded Dask worker processes
-here; ``--workers 0`` runs in this process without Dask; ``--scheduler tcp://host:8786`` uses an
+here; ``--workers 0`` runs in this process without Dask (one torch thread unless
+``OMP_NUM_THREADS`` is set); ``--scheduler tcp://host:8786`` uses an
 existing cluster, whose workers must see MODEL, the inputs and OUTDIR at the same paths.
 
 A rerun of the same command skips the partitions already written (a partition's file appears
@@ -31,6 +32,7 @@ from .tag import CLIError, PROG, _isatty, _positive_int, resolve_model
 DEFAULT_PARTITION_SIZE = 50_000
 MAX_ERRORS_SHOWN = 20
 MAX_FILES_LISTED = 20
+MAX_ERRORS_LISTED = 100  # skipped records named per file in _SUCCESS.json (all are counted)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="output directory (created)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("-w", "--workers", metavar="N", type=_non_negative_int, default=None,
-                       help="local Dask worker processes (default: number of cores); 0: no Dask, this process")
+                       help="local Dask worker processes, one thread each (default: number of cores); 0: no Dask, this process")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="address of a running Dask scheduler (tcp://host:8786); its workers must "
                             "see MODEL, the inputs and OUTDIR at the same paths")
@@ -203,6 +205,10 @@ def annotate(args: argparse.Namespace, client=None, log=print) -> Dict:
     t_startup = t_run = time.perf_counter()
     try:
         if todo and in_process:
+            if "OMP_NUM_THREADS" not in os.environ:  # one thread, as a Dask worker has
+                import torch
+
+                torch.set_num_threads(1)
             tasks.get_nlp(model)  # load once, up front (and fail before any work)
         elif todo:
             from ..batch import dask_runner
@@ -270,7 +276,7 @@ def make_summary(args, settings: Dict, files: List[str], parts, results: Dict[st
         for k in keys:
             f[k] += r[k]
         f["outputs"].append(part.name + writers.EXTENSIONS[settings["format"]])
-        f["errors"].extend(r["errors"])
+        f["errors"].extend(r["errors"][:max(0, MAX_ERRORS_LISTED - len(f["errors"]))])
         if f["records_in"] != f["records_out"] + f["skipped"]:  # pragma: no cover - a bug
             raise CLIError(f"{part.source}: counts do not add up")
     run_parts = [results[p.name] for p in parts if p.name not in resumed]

@@ -1,7 +1,7 @@
 """HTTP service: a pipeline behind FastAPI + uvicorn (``pip install "spacy-twitter-ner[serve]"``).
 
     spacy-twitter-ner serve MODEL [--host 127.0.0.1] [--port 8000] [--max-texts N] [--max-chars N]
-                                  [--threads N] [--workers N] [--batch-size N]
+                                  [--threads N] [--workers N] [--batch-size N] [--torch-threads N]
 
 Endpoints:
 
@@ -138,7 +138,7 @@ def model_info(nlp, source: Optional[str] = None) -> Dict[str, Any]:
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:900px;padding:0 16px;color:#222}"
     "h1{font-size:1.4em;margin:0 0 4px}.meta{color:#666;font-size:.85em;margin:0 0 16px}"
-    "textarea{width:100%;box-sizing:border-box;font-size:1em;padding:8px}"
+    "textarea{width:100%;box-sizing:border-box;font:inherit;padding:8px}"
     "button{margin-top:8px;font-size:1em;padding:6px 16px}"
     ".result{margin-top:20px;padding:12px;border:1px solid #ddd;border-radius:6px}"
     ".error{color:#b00020;margin-top:16px}table{border-collapse:collapse;margin-top:12px;font-size:.9em}"
@@ -181,7 +181,8 @@ def render_page(info: Dict[str, Any], max_chars: int, text: str = "", result: Op
                 f"<td>{'' if e['score'] is None else format(e['score'], '.3f')}</td></tr>"
                 for e in result["entities"]
             )
-            parts.append(f"<table><tr><th>entity</th><th>label</th><th>characters</th><th>score</th></tr>{rows}</table>")
+            head = "<tr><th>entity</th><th>label</th><th>characters</th><th>score</th></tr>"
+            parts.append(f"<table>{head}{rows}</table>")
         else:
             parts.append("<p class='meta'>no entities found</p>")
     parts.append(

@@ -79,6 +79,13 @@ def build_token_features(
     return model
 
 
+@registry.architectures("spacy_twitter_ner.KnowledgeList.v1")
+def knowledge_list(*sources: Model[List[Doc], Floats2d]) -> List[Model[List[Doc], Floats2d]]:
+    """``TokenFeatures.v1``'s ``knowledge`` in a config: one ``[...knowledge.*.NAME]`` block per
+    source, concatenated in block order (a config cannot hold a plain list of models)."""
+    return list(sources)
+
+
 def knowledge_layers(model: Model) -> List[Model]:
     """The frozen sources of a features layer, in the order their rows are concatenated."""
     return list(model.layers[1:])

@@ -7,6 +7,7 @@ ids, or soft targets: per-token tag distributions, e.g. a teacher's marginals) a
 which is what the decoder's backprop takes. Everything runs in torch on the device of the
 scores (autograd gives the gradients); nothing is copied to the host here.
 """
+import functools
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -21,6 +22,13 @@ from .bio import FORBIDDEN, bio_constraints
 # padding of one long tweet.
 DECODE_CHUNK = 128
 Truth = Union[Ints1d, Floats2d]
+
+
+@functools.lru_cache(maxsize=64)
+def _bio_constraints(n_tags: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The BIO constraint scores as tensors on ``device``, made once per tag count and device
+    (never copied from the host per batch)."""
+    return tuple(torch.from_numpy(a).to(device) for a in bio_constraints(n_tags))
 
 
 class TagScores:
@@ -40,7 +48,7 @@ class TagScores:
 
     def _potentials(self, requires_grad: bool = False):
         """(transitions, start, end) torch tensors, constraints included; end may be None."""
-        trans, start = (self._constant(a) for a in bio_constraints(self.n_tags))
+        trans, start = self._constraints()
         return trans, start, None
 
     def _unary(self, emissions: torch.Tensor) -> torch.Tensor:
@@ -60,25 +68,31 @@ class TagScores:
 
     # -- the interface ---------------------------------------------------------------------
 
-    def loss(self, truth: Truth) -> Tuple[float, "TagScores"]:
-        """Mean loss per token with a known target, and its gradient. ``truth``: (tokens,) gold
-        tag ids, -1 where unknown; or (tokens, tags) target distributions (rows of zeros where
-        unknown): cross-entropy against the model's tag marginals."""
-        truth_t = xp2torch(self.ops.xp.asarray(truth), device=self._device)
+    def loss(self, truth: Truth, soft: Optional[Floats2d] = None) -> Tuple[float, "TagScores"]:
+        """Mean loss per token with a target, and its gradient.
+
+        ``truth``: (tokens,) gold tag ids, -1 where unknown (a CRF marginalises over those), or
+        (tokens, tags) target distributions. ``soft``: optional (tokens, tags) distributions for
+        tokens whose id is -1 (rows of zeros elsewhere), e.g. a teacher's marginals: their
+        cross-entropy against the model's tag marginals is added (distillation)."""
         flat = xp2torch(self.emissions.data, requires_grad=True, device=self._device)
         emissions, mask = self._pad(flat)
         potentials = self._potentials(requires_grad=True)
+        truth_t = xp2torch(self.ops.xp.asarray(truth), device=self._device)
+        total, n_targets = emissions.sum() * 0.0, 0
         if truth_t.dim() == 1:
-            n_known = max(1, int((truth_t >= 0).sum()))
-            gold = self._pad_with(truth_t, mask, fill=-1)
-            total = self._nll(emissions, mask, gold, potentials)
+            n_targets += int((truth_t >= 0).sum())
+            total = total + self._nll(emissions, mask, self._pad_with(truth_t, mask, fill=-1), potentials)
         else:
-            target = self._pad_with(truth_t.float(), mask, fill=0.0)
-            n_known = max(1, int((target.sum(dim=2) > 0).sum()))
-            total = -(target * self._log_marginals(emissions, mask, potentials)).sum()
-        loss = total / n_known
+            soft = truth if soft is None else self.ops.xp.asarray(truth) + self.ops.xp.asarray(soft)
+        if soft is not None:
+            target = self._pad_with(xp2torch(self.ops.xp.asarray(soft), device=self._device).float(), mask, fill=0.0)
+            n_targets += int((target.sum(dim=2) > 0).sum())
+            total = total - (target * self._log_marginals(emissions, mask, potentials)).sum()
+        loss = total / max(1, n_targets)
         loss.backward()
-        d_emissions = Ragged(torch2xp(flat.grad), self.emissions.lengths)
+        grad = flat.grad if flat.grad is not None else torch.zeros_like(flat)
+        d_emissions = Ragged(torch2xp(grad), self.emissions.lengths)
         return float(loss.detach()), self._gradient(d_emissions, potentials)
 
     def decode(self, outside: Optional[numpy.ndarray] = None) -> Tuple[List[Ints1d], List[Floats2d]]:
@@ -124,8 +138,8 @@ class TagScores:
         data = self.emissions.data
         return torch.device("cpu") if isinstance(data, numpy.ndarray) else torch.device("cuda", data.device.id)
 
-    def _constant(self, array: numpy.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self._device)
+    def _constraints(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        return _bio_constraints(self.n_tags, self._device)
 
     def _mask(self, lengths: Sequence[int], n_steps: int) -> torch.Tensor:
         lengths_t = torch.as_tensor(numpy.asarray(lengths), device=self._device)
@@ -154,7 +168,7 @@ class CRFScores(TagScores):
         self.transitions, self.start, self.end = transitions, start, end
 
     def _potentials(self, requires_grad: bool = False):
-        hard_trans, hard_start = (self._constant(a) for a in bio_constraints(self.n_tags))
+        hard_trans, hard_start = self._constraints()
         learned = [xp2torch(p, requires_grad=requires_grad, device=self._device) for p in (self.transitions, self.start, self.end)]
         self._learned = learned
         return learned[0] + hard_trans, learned[1] + hard_start, learned[2]

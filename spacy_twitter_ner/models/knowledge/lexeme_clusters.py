@@ -25,7 +25,7 @@ the model: they are read from the installed package once per process, on first u
 into sorted hash arrays (~14 MB), shared by every model and thread.
 """
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import LOWER, ORTH

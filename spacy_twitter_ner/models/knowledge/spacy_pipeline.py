@@ -18,7 +18,7 @@ config names it, and the saved model holds only the label lists that define its 
 """
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import ENT_IOB, ENT_TYPE, POS, TAG
@@ -304,7 +304,7 @@ class _PipelineRunner:
             return
         inner = self.annotate(model, docs)
         name = model.attrs["name"]
-        if "ner" in model.attrs["features"] and not all(doc.has_annotation("ENT_IOB") for doc in inner):
+        if "ner" in model.attrs["features"] and not all(doc.has_annotation("ENT_IOB", require_complete=True) for doc in inner):
             raise ValueError(f"SpacyPipelineFeatures.v1: the pipeline {name!r} set no entities on the sample docs")
         if "pos" in model.attrs["features"] and not any(doc.has_annotation("POS") for doc in inner):
             raise ValueError(

