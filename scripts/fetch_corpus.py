@@ -49,7 +49,8 @@ def main(src_dir: str, dest_dir: str) -> int:
 
 
 def extras(src_dir: str, dest_dir: str) -> int:
-    """Raw tweets and gazetteer lists, checked against project.yml where a sha256 is recorded."""
+    """Raw tweets (tweets.txt, and tweeteval.txt where the source has it) and gazetteer lists,
+    checked against project.yml where a sha256 is recorded."""
     src, dest = Path(src_dir), Path(dest_dir)
     project = srsly.read_yaml(Path(__file__).parents[1] / "project.yml")
     known = {a["dest"]: a.get("sha256") for a in project.get("assets", []) if "dest" in a}
@@ -61,17 +62,23 @@ def extras(src_dir: str, dest_dir: str) -> int:
     if not raw_src.exists() or not lex_src.is_dir():
         msg.fail(f"{src} has no raw_tweets/tweets.txt or lexicons/; pass --vars.shared_dir or run `spacy project assets`")
         return 1
-    expected = known.get(raw_dest.as_posix())
-    if expected and sha256(raw_src) != expected:
-        msg.fail(f"{raw_src}: sha256 differs from the one in project.yml")
-        return 1
-    raw_dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(raw_src, raw_dest)
+    raws = [(raw_src, raw_dest)]
+    more = src / "raw_tweets" / "tweeteval.txt"
+    if more.exists():  # optional: only the distillation and scaling commands read it
+        raws.append((more, dest / "raw_tweets" / "tweeteval.txt"))
+    for source, target in raws:
+        expected = known.get(target.as_posix())
+        if expected and sha256(source) != expected:
+            msg.fail(f"{source}: sha256 differs from the one in project.yml")
+            return 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
     lex_dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(lex_src.iterdir()):
         if path.is_file():  # plain copies: the read-only mode of the source is not carried over
             shutil.copyfile(path, lex_dest / path.name)
-    msg.good(f"{raw_dest} and {lex_dest} ({len(list(lex_dest.iterdir()))} lists)")
+    copied = ", ".join(str(target) for _, target in raws)
+    msg.good(f"{copied} and {lex_dest} ({len(list(lex_dest.iterdir()))} lists)")
     return 0
 
 

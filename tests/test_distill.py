@@ -309,3 +309,39 @@ def test_cli_worker_processes_and_default_teacher(teacher, data, silver, tmp_pat
         (training / name / "model-best").mkdir(parents=True)
         (training / name / "model-best" / "config.cfg").write_text("")
         assert teach_mod.default_teacher("tiny", training) == training / name / "model-best"
+
+
+def test_project_commands_and_workflow():
+    """project.yml: `teach` parses with the module's command line, `train-distilled` trains
+    configs/distilled.cfg through scripts/train.py with the silver folder, the `distill` workflow
+    chains them and `all` is untouched."""
+    import shlex
+    import sys
+
+    from weasel.util import load_project_config
+
+    project = load_project_config(ROOT, overrides={"vars.corpus": "wnut17", "vars.teach_limit": 500})
+    commands = {c["name"]: c for c in project["commands"]}
+    assert project["workflows"]["distill"] == ["teach", "train-distilled", "evaluate-distilled"]
+    assert project["workflows"]["all"] == ["corpus", "extras", "vectors", "convert", "train", "evaluate"]
+    (teach_line,) = commands["teach"]["script"]
+    argv = shlex.split(teach_line)
+    assert argv[:3] == ["python", "-m", "spacy_twitter_ner.training.teach"]
+    args = teach_mod.build_parser().parse_args(argv[3:])
+    assert (args.corpus, args.output, args.limit, args.workers) == ("wnut17", Path("assets/silver/wnut17"), 500, 2)
+    assert commands["teach"]["outputs"] == ["assets/silver/wnut17"]
+    (train_line,) = commands["train-distilled"]["script"]
+    argv = shlex.split(train_line)
+    assert argv[:2] == ["python", "scripts/train.py"]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import train as train_script
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    cmd = train_script.build(argv[2:])
+    assert cmd[3:5] == ["train", str(Path("configs") / "distilled.cfg")]
+    assert cmd[cmd.index("--paths.silver") + 1] == "assets/silver/wnut17"
+    assert cmd[cmd.index("--output") + 1] == str(Path("training") / "wnut17-distilled")
+    assert "--paths.vectors" in cmd and "--paths.lexicons" in cmd
+    assert commands["evaluate-distilled"]["outputs"] == ["metrics/wnut17-distilled-dev.json",
+                                                         "metrics/wnut17-distilled-test.json"]

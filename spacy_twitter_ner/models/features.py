@@ -8,6 +8,7 @@ The word vocabulary (``<PAD>``, ``<UNK>``, then the training words) is built by 
 ``initialize`` from the training docs and saved in its attrs; the gazetteer lists are read
 there too and travel with the model.
 """
+import functools
 import io
 import threading
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -71,7 +72,7 @@ def build_token_features(
     model = Model(
         FEATURES,
         features_forward,
-        init=_init_features,
+        init=functools.partial(_init_features, module=module),
         layers=[embed, *sources],
         refs={"embed": embed},
         dims={"nO": width},
@@ -111,16 +112,17 @@ def _knowledge_rows(model: Model, docs: List[Doc], is_train: bool) -> Optional[n
     return numpy.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-def _init_features(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+def _init_features(model: Model, X: Optional[List[Doc]] = None, Y: Any = None, *, module: TokenFeaturizer) -> None:
     """The word vocabulary from ``X`` (every training doc: the component passes them all),
-    then the knowledge sources' own initialisation (reading the gazetteer lists). The torch
-    module is the one this layer's shim holds (a copied or unpickled layer has its own)."""
+    then the knowledge sources' own initialisation (reading the gazetteer lists). ``module``
+    is the torch module the embed layer wraps (bound with functools.partial, so deep copies
+    and pickles of the layer keep the pair together)."""
     embed = model.get_ref("embed")
     if X is not None:
         a = embed.attrs
         words = build_vocab((word_key(t.text, a["lower"]) for doc in X for t in doc), a["min_freq"], a["max_words"])
         embed.attrs["words"] = words
-        embed.shims[0]._model.resize_words(len(words))
+        module.resize_words(len(words))
     for source in knowledge_layers(model):
         source.initialize(X=X[:10] if X is not None else None)
 
