@@ -64,6 +64,9 @@ setup(
             "spacy_twitter_ner.epoch_clock.v1 = spacy_twitter_ner.training.schedules:create_epoch_clock",
             "spacy_twitter_ner.before_update.v1 = spacy_twitter_ner.training.callbacks:create_before_update",
         ],
+        "spacy_readers": [
+            "spacy_twitter_ner.DistillCorpus.v1 = spacy_twitter_ner.training.distill:create_distill_corpus",
+        ],
         "spacy_loggers": [
             "spacy_twitter_ner.CurveLogger.v1 = spacy_twitter_ner.training.curve_logger:curve_logger",
         ],

@@ -246,32 +246,33 @@ class TwitterBiLSTMNER(TrainablePipe):
     # -- prediction -------------------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
-        """Per doc: tag ids of the best valid path and the probability of each chosen tag."""
-        paths, probs = self._decode(list(docs))
-        return [(path, p[numpy.arange(len(path)), path]) for path, p in zip(paths, probs)]
-
-    def _decode(self, docs: List[Doc]) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
+        """Per doc: tag ids of the best valid path, and the (tokens, tags) probability of every
+        tag for every token (CRF marginals, or the softmax of a softmax decoder)."""
+        docs = list(docs)
         if not any(len(doc) for doc in docs):
-            return [numpy.zeros(len(doc), "int64") for doc in docs], [numpy.zeros((len(doc), len(self.tags))) for doc in docs]
+            return [(numpy.zeros(len(doc), "int64"), numpy.zeros((len(doc), len(self.tags)))) for doc in docs]
         # white space tokens are never part of an entity
         outside = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs]).astype(bool)
         paths, probs = self.model.predict(docs).decode(outside=outside)
         ops = self.model.ops
-        return [ops.to_numpy(p) for p in paths], [ops.to_numpy(p) for p in probs]
+        return [(ops.to_numpy(path), ops.to_numpy(p)) for path, p in zip(paths, probs)]
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
+        """``doc.ents`` from the paths; each entity's ``span._.score`` is the mean probability
+        of its tags."""
         tags = self.tags
-        for doc, (path, tag_probs) in zip(docs, preds):
+        for doc, (path, probs) in zip(docs, preds):
             spans = tags_to_spans(doc, [tags[i] for i in path])
+            chosen = probs[numpy.arange(len(path)), path] if len(path) else probs[:0, 0]
             for span in spans:
-                span._.score = float(numpy.mean(tag_probs[span.start : span.end]))
+                span._.score = float(numpy.mean(chosen[span.start : span.end]))
             doc.ents = spans
 
     def tag_probabilities(self, docs: Union[Doc, Iterable[Doc]]) -> List[numpy.ndarray]:
         """(tokens, tags) probability of every BIO tag for every token (``self.tags`` names the
         columns): CRF marginals, or the softmax of a softmax decoder."""
         docs = [docs] if isinstance(docs, Doc) else list(docs)
-        return self._decode(docs)[1]
+        return [probs for _, probs in self.predict(docs)]
 
     # -- serialization ----------------------------------------------------------------------
 

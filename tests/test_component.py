@@ -370,7 +370,9 @@ def test_set_annotations_with_crafted_invalid_path(trained):
     t = {tag: i for i, tag in enumerate(ner.tags)}
     doc = nlp.make_doc("a b c d e f g")
     path = numpy.asarray([t["I-person"], t["O"], t["I-geo-loc"], t["B-person"], t["I-person"], t["I-geo-loc"], t["O"]])
-    probs = numpy.asarray([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8])
+    chosen = numpy.asarray([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8])
+    probs = numpy.zeros((len(path), len(ner.tags)))
+    probs[numpy.arange(len(path)), path] = chosen  # predict gives every tag's probability
     ner.set_annotations([doc], [(path, probs)])
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 1, "person"), (2, 3, "geo-loc"), (3, 5, "person"), (5, 6, "geo-loc")]
     assert [e._.score for e in doc.ents] == pytest.approx([0.1, 0.3, 0.5, 0.7])

@@ -1,0 +1,1 @@
+"""Training helpers registered for ``spacy train``: schedules, callbacks, the curve logger."""
