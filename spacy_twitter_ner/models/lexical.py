@@ -13,6 +13,9 @@ from spacy.tokens import Doc
 
 from ..tokenizer import URL, USR, twitter_norm
 
+# Distinct strings whose features are remembered; past this the memo starts again (bounded
+# memory over millions of tweets, while a batch's working set stays cached).
+MAX_CACHED_ROWS = 10_000
 PAD = "<PAD>"
 UNK = "<UNK>"
 PAD_ID = 0
@@ -106,6 +109,8 @@ class LexicalTable:
                 shape_class(text),
                 char_ids(text, self.max_chars, self.n_chars),
             )
+            if len(self._rows) >= MAX_CACHED_ROWS:
+                self._rows = {}  # annotating millions of tweets meets ever new strings
             self._rows[orth] = found
         return found
 

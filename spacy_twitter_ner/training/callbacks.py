@@ -8,6 +8,7 @@ threads and passed 7 GB in 15 minutes. Trimming the heap every few updates keeps
 (~0.6 GB) at no measurable cost; pinning the threshold instead made training 10-60% slower.
 """
 import ctypes
+import functools
 import ctypes.util
 import sys
 from typing import Any, Callable, Dict, Optional
@@ -18,6 +19,7 @@ from spacy.util import registry
 from .schedules import set_epoch
 
 
+@functools.lru_cache(maxsize=1)
 def _libc_malloc_trim() -> Optional[Callable[[int], int]]:
     if not sys.platform.startswith("linux"):
         return None

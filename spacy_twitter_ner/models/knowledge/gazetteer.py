@@ -20,6 +20,10 @@ from thinc.types import Floats2d
 from ..lexical import word_key
 
 
+# Distinct strings whose match key is remembered; past this the memo starts again.
+MAX_CACHED_KEYS = 10_000
+
+
 def load_lists(folder: Path, names: Sequence[str]) -> Dict[str, List[str]]:
     """Lower-cased, de-duplicated entries of each named list file (one entry per line)."""
     folder = Path(folder)
@@ -74,6 +78,8 @@ class GazetteerMatcher:
         for orth in doc.to_array(ORTH).tolist():
             key = self._keys.get(orth)
             if key is None:
+                if len(self._keys) >= MAX_CACHED_KEYS:
+                    self._keys = {}  # bounded memory over millions of tweets
                 key = self._keys[orth] = _match_key(strings[orth])
             keys.append(key)
         return self._flags(keys)
