@@ -2,7 +2,7 @@
 the BiLSTM tagger and writes them to ``doc.ents``, each entity with a confidence in
 ``span._.score``."""
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -21,10 +21,7 @@ from .models import crf, encoder, features, softmax, tagger  # noqa: F401  (regi
 from .models.bio import bio_tags, doc_tag_ids, gold_tag_ids, tags_to_spans
 from .models.scores import TagScores
 from .runtime import one_torch_thread_in_forked_children
-from .training.callbacks import trim_heap
 
-# Batches of nlp.pipe between heap trims.
-TRIM_EVERY_BATCHES = 1
 # Key of a teacher's per-token tag distributions in a reference doc's user_data (distillation).
 SOFT_TARGETS = "spacy_twitter_ner.teacher_probs"
 # Bumped whenever a saved model can no longer be read by this code (2: the CRF as a layer,
@@ -259,21 +256,6 @@ class TwitterBiLSTMNER(TrainablePipe):
         paths, probs = self.model.predict(docs).decode(outside=outside)
         ops = self.model.ops
         return [(ops.to_numpy(path), ops.to_numpy(p)) for path, p in zip(paths, probs)]
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """``TrainablePipe.pipe``, giving freed heap memory back to the OS every few batches:
-        the ragged batches' tensors of ever different shapes fragment glibc's heap, and over
-        34k tweets that alone grew the process by ~90 MB (``training.callbacks.trim_heap``)."""
-        error_handler = self.get_error_handler()
-        for i, docs in enumerate(util.minibatch(stream, size=batch_size), start=1):
-            try:
-                preds = self.predict(docs)
-                self.set_annotations(docs, preds)
-                yield from docs
-            except Exception as err:  # noqa: BLE001 - spaCy's error handler decides
-                error_handler(self.name, self, docs, err)
-            if i % TRIM_EVERY_BATCHES == 0:
-                trim_heap()
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
         """``doc.ents`` from the paths; each entity's ``span._.score`` is the mean probability

@@ -15,7 +15,7 @@ from ..tokenizer import URL, USR, twitter_norm
 
 # Distinct strings whose features are remembered; past this the memo starts again (bounded
 # memory over millions of tweets, while a batch's working set stays cached).
-MAX_CACHED_ROWS = 10_000
+MAX_CACHED_ROWS = 100_000
 PAD = "<PAD>"
 UNK = "<UNK>"
 PAD_ID = 0

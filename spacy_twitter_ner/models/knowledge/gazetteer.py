@@ -21,7 +21,7 @@ from ..lexical import word_key
 
 
 # Distinct strings whose match key is remembered; past this the memo starts again.
-MAX_CACHED_KEYS = 10_000
+MAX_CACHED_KEYS = 100_000
 
 
 def load_lists(folder: Path, names: Sequence[str]) -> Dict[str, List[str]]:

@@ -17,7 +17,7 @@ from ..lexical import word_key
 STATIC_VECTORS = "twitter_static_vectors"
 # Distinct strings whose vector row is remembered; past this the memo starts again, so that
 # annotating millions of tweets (ever new strings) does not grow memory without bound.
-MAX_CACHED_ROWS = 10_000
+MAX_CACHED_ROWS = 100_000
 
 
 def _no_backprop(dY: Any) -> List:
