@@ -2,8 +2,6 @@
 loss (gold ids or soft targets, with gradients of the same type) and their decoding. Checked
 against brute-force enumeration of every tag path, finite differences and torch's own
 cross-entropy."""
-import itertools
-
 import numpy
 import pytest
 import torch
@@ -13,51 +11,18 @@ from spacy_twitter_ner.models import scores as scores_module
 from spacy_twitter_ner.models.bio import FORBIDDEN, bio_constraints, bio_tags
 from spacy_twitter_ner.models.scores import CRFScores, TagScores
 
+import crf_brute_force as brute_force
+from crf_brute_force import all_paths, brute_best, brute_log_z, logsumexp, path_score  # noqa: F401
+
 OPS = NumpyOps()
 SEEDS = list(range(8))
 
 
-# -- brute force ----------------------------------------------------------------------------------
-
-
-def path_score(em, path, trans, start, end=None):
-    s = start[path[0]] + em[0, path[0]]
-    for t in range(1, len(path)):
-        s += trans[path[t - 1], path[t]] + em[t, path[t]]
-    if end is not None:
-        s += end[path[-1]]
-    return s
-
-
-def all_paths(n, n_tags, gold=None):
-    for path in itertools.product(range(n_tags), repeat=n):
-        if gold is None or all(g < 0 or g == p for g, p in zip(gold, path)):
-            yield path
-
-
-def logsumexp(values):
-    values = numpy.asarray(values, dtype="float64")
-    top = values.max()
-    return top + numpy.log(numpy.exp(values - top).sum())
-
-
-def brute_log_z(em, trans, start, end, gold=None):
-    return logsumexp([path_score(em, p, trans, start, end) for p in all_paths(len(em), em.shape[1], gold)])
+# -- brute force (tests/crf_brute_force.py) ------------------------------------------------------
 
 
 def brute_marginals(em, trans, start, end):
-    n, n_tags = em.shape
-    paths = list(all_paths(n, n_tags))
-    scores = numpy.array([path_score(em, p, trans, start, end) for p in paths])
-    probs = numpy.exp(scores - logsumexp(scores))
-    unary = numpy.zeros((n, n_tags))
-    for p, prob in zip(paths, probs):
-        unary[numpy.arange(n), list(p)] += prob
-    return unary
-
-
-def brute_best(em, trans, start, end=None):
-    return max(all_paths(len(em), em.shape[1]), key=lambda p: path_score(em, p, trans, start, end))
+    return brute_force.brute_marginals(em, trans, start, end)[0]
 
 
 def log_softmax(x):
