@@ -83,7 +83,7 @@ def main() -> int:
         "dev_f_std": statistics.stdev(devs) if len(devs) > 1 else 0.0,
         "test_f_mean": statistics.mean(tests),
         "test_f_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-        # the pipelines behind the scores, for `python -m spacy_twitter_ner.ensemble --from-seeds`
+        # the pipelines behind the scores, for `spacy-twitter-ner ensemble --from-seeds`
         "models": [models[seed] for seed in args.seeds],
     }
     path = project_paths(corpus, config).seeds_metrics

@@ -14,7 +14,7 @@ Python API::
 
 spaCy component (``nlp.pipe`` end to end, the Twitter tokenizer included)::
 
-    import spacy_twitter_ner.crf_baseline  # registers the factory "twitter_crf_ner"
+    import spacy_twitter_ner.baselines.crf  # registers the factory "twitter_crf_ner"
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_twitter_ner.TwitterTokenizer.v1"}}})
     ner = nlp.add_pipe("twitter_crf_ner", config={"c1": 0.1, "c2": 0.1})
     nlp.initialize(lambda: train_examples)   # trains the CRF on the examples' reference docs

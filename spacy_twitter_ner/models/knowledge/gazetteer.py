@@ -9,7 +9,7 @@ pipeline does not need the list folder. ``TokenFeatures.v1`` builds this layer f
 import functools
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import ORTH
