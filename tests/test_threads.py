@@ -21,7 +21,7 @@ from spacy_twitter_ner.models import torch_modules
 
 NAME = "twitter_bilstm_ner"
 N_THREADS = 8
-RAW_TWEETS = Path("/work/shared/data/raw_tweets/tweets.txt")
+RAW_TWEETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw_tweets" / "tweets.txt"  # ../shared beside the repo
 N_TEXTS = 400
 
 
