@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .tag import CLIError, PROG, _isatty, _positive_int, resolve_model
+from .tag import CLIError, PROG, _isatty, _positive_int, int_at_least, resolve_model
 
 DEFAULT_PARTITION_SIZE = 50_000
 MAX_ERRORS_SHOWN = 20
@@ -73,14 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return n
+_non_negative_int = int_at_least(0)
 
 
 def default_workers() -> int:

@@ -53,14 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+def int_at_least(minimum: int):
+    """An argparse ``type`` for integers >= ``minimum`` (a usage error naming the value)."""
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value!r}")
+        return n
+
+    return parse
+
+
+_positive_int = int_at_least(1)
 
 
 # -- input --------------------------------------------------------------------------------------
