@@ -18,6 +18,7 @@ END = "<!-- RESULTS END -->"
 CORPORA = ("wnut16-course", "wnut16", "wnut17")
 CONFIGS = ("seed", "default", "fast", "accurate")
 ENSEMBLE = "-ensemble"
+ABLATED = ("transformer", "spacy_pipeline", "clusters", "gazetteer")
 
 
 def pct(value: Optional[float]) -> str:
@@ -146,6 +147,27 @@ def peer_rows(metrics: Path) -> List[str]:
     return [r for r in rows if r is not None]
 
 
+def ablation_rows(metrics: Path) -> List[str]:
+    """One row per corpus of metrics/ablation-<corpus>.json: dev F1 with every source, then the
+    change when each is removed (negative: the source helps)."""
+    rows = []
+    for corpus in CORPORA:
+        path = metrics / f"ablation-{corpus}.json"
+        if not path.exists():
+            continue
+        data = srsly.read_json(path)
+        found = data.get("variants", {})
+        full = (found.get("all") or {}).get("dev", {}).get("f")
+        cells = []
+        for name in ABLATED:
+            f = (found.get(f"-{name}") or {}).get("dev", {}).get("f")
+            cells.append("-" if f is None or full is None else f"{100 * (f - full):+.1f}")
+        settings = data.get("settings", {})
+        rows.append(f"| {corpus} | {pct(full)} | " + " | ".join(cells)
+                    + f" | {settings.get('max_epochs', '-')} | {settings.get('seed', '-')} |")
+    return rows
+
+
 def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
@@ -169,6 +191,19 @@ def render(metrics: Path) -> str:
             "| system | " + " | ".join(CORPORA) + " |",
             "|---|" + "---|" * len(CORPORA),
             *peers,
+        ]
+    ablation = ablation_rows(metrics)
+    if ablation:
+        lines += [
+            "",
+            "Knowledge sources of the accurate profile (`spacy project run ablation`, source",
+            "`metrics/ablation-<corpus>.json`): dev F1 with every source, and the change in dev F1 when one",
+            "is removed (negative: the source helps). One seed, a shorter training than the profile's",
+            "(epochs column), so differences under ~1.5 points are within seed noise:",
+            "",
+            "| corpus | dev F1, all sources | - MiniLM | - en_core_web_md | - Brown clusters | - gazetteers | epochs | seed |",
+            "|---|---|---|---|---|---|---|---|",
+            *ablation,
         ]
     bench = benchmark_rows(metrics)
     if bench:

@@ -4,7 +4,7 @@ import pytest
 from spacy.util import registry
 
 from spacy_twitter_ner.training import callbacks
-from spacy_twitter_ner.training.callbacks import create_before_update, trim_heap
+from spacy_twitter_ner.training.callbacks import create_before_update
 from spacy_twitter_ner.training.schedules import epoch_decay, set_epoch
 
 
@@ -53,16 +53,6 @@ def test_creating_the_callback_resets_the_clock():
     assert next(rates) == pytest.approx(1.0 / 16)
     create_before_update()
     assert next(rates) == pytest.approx(1.0)
-
-
-def test_trim_heap_returns_a_bool_and_does_not_crash():
-    assert isinstance(trim_heap(), bool)
-    assert isinstance(trim_heap(), bool)
-
-
-def test_trim_heap_without_glibc(monkeypatch):
-    monkeypatch.setattr(callbacks, "_libc_malloc_trim", lambda: None)
-    assert trim_heap() is False
 
 
 def test_registered(trims):

@@ -9,9 +9,10 @@
 module is imported only when it runs (serving needs FastAPI, annotating needs Dask).
 """
 import importlib
-import os
 import sys
 from typing import Optional, Sequence
+
+from ..runtime import bound_onednn_cache
 
 SUBCOMMANDS = {
     "tag": "spacy_twitter_ner.cli.tag",
@@ -21,15 +22,9 @@ SUBCOMMANDS = {
 }
 
 
-# oneDNN (torch's CPU LSTM) caches a compiled primitive per input shape, up to 1,024 of them;
-# ragged batches of tweets have ever new shapes, so a long-running command would hold ~40 MB
-# more for no speed gain (measured over 34k tweets). Commands keep only a few.
-ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Dispatch to a subcommand's ``main(argv)``; without one, ``tag``."""
-    os.environ.setdefault(*ONEDNN_CACHE)
+    bound_onednn_cache()  # before anything imports a model (see runtime.ONEDNN_CACHE)
     args = list(sys.argv[1:] if argv is None else argv)
     name = args[0] if args and args[0] in SUBCOMMANDS else "tag"
     if args and args[0] == name:

@@ -13,9 +13,11 @@ from spacy.tokens import Doc
 
 from ..tokenizer import URL, USR, twitter_norm
 
-# Distinct strings whose features are remembered; past this the memo starts again (bounded
-# memory over millions of tweets, while a batch's working set stays cached).
-MAX_CACHED_ROWS = 100_000
+# Distinct strings whose features a per-string memo remembers (this one, the gazetteer keys, the
+# static-vector rows); past this the memo starts again. Tweets are Zipfian: 20k strings hold a
+# batch's working set and nearly every repeat, while memory stays bounded (~2 MB per memo) over
+# millions of tweets that keep bringing new strings.
+MAX_CACHED_ROWS = 20_000
 PAD = "<PAD>"
 UNK = "<UNK>"
 PAD_ID = 0
@@ -92,22 +94,25 @@ def build_vocab(words: Iterable[str], min_freq: int, max_size: Optional[int]) ->
 
 
 class LexicalTable:
-    """Per-ORTH cache of (word id, shape id, char ids) for one vocabulary."""
+    """Per-ORTH cache of (word id, shape id, char ids) for one vocabulary. The char ids are kept
+    as the bytes of a small-int array (a sixth of a numpy array's footprint per string)."""
 
     def __init__(self, words: Sequence[str], lower: bool, max_chars: int, n_chars: int) -> None:
         self.index = {w: i for i, w in enumerate(words)}
         self.lower = lower
         self.max_chars = max_chars
         self.n_chars = n_chars
-        self._rows: Dict[int, Tuple[int, int, numpy.ndarray]] = {}
+        self._char_dtype = numpy.dtype("int16" if n_chars <= numpy.iinfo("int16").max else "int32")
+        self._rows: Dict[int, Tuple[int, int, bytes]] = {}
 
-    def row(self, orth: int, text: str) -> Tuple[int, int, numpy.ndarray]:
+    def row(self, orth: int, text: str) -> Tuple[int, int, bytes]:
+        """(word id, shape id, char ids as bytes of ``self._char_dtype``) of one string."""
         found = self._rows.get(orth)
         if found is None:
             found = (
                 self.index.get(word_key(text, self.lower), UNK_ID),
                 shape_class(text),
-                char_ids(text, self.max_chars, self.n_chars),
+                char_ids(text, self.max_chars, self.n_chars).astype(self._char_dtype).tobytes(),
             )
             if len(self._rows) >= MAX_CACHED_ROWS:
                 self._rows = {}  # annotating millions of tweets meets ever new strings
@@ -138,7 +143,8 @@ class LexicalTable:
         rows = [self.row(int(o), strings[int(o)]) for o in uniq]
         words = numpy.array([r[0] for r in rows], dtype="int64")[inverse]
         shapes = numpy.array([r[1] for r in rows], dtype="int64")[inverse]
-        chars = numpy.stack([r[2] for r in rows])
+        chars = numpy.frombuffer(b"".join([r[2] for r in rows]), dtype=self._char_dtype)
+        chars = chars.reshape(len(rows), self.max_chars).astype("int64")
         # trim the char window to the longest token of this batch
         used = int((chars != 0).sum(axis=1).max())
         return words, chars[:, : max(used, 1)], inverse.astype("int64"), shapes, lengths

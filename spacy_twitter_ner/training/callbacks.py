@@ -7,35 +7,13 @@ freed memory is not given back: measured here, ``spacy train`` grew by ~6 MB per
 threads and passed 7 GB in 15 minutes. Trimming the heap every few updates keeps RSS flat
 (~0.6 GB) at no measurable cost; pinning the threshold instead made training 10-60% slower.
 """
-import ctypes
-import functools
-import ctypes.util
-import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from spacy.language import Language
 from spacy.util import registry
 
+from ..runtime import trim_heap
 from .schedules import set_epoch
-
-
-@functools.lru_cache(maxsize=1)
-def _libc_malloc_trim() -> Optional[Callable[[int], int]]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def trim_heap() -> bool:
-    """Give freed heap memory back to the OS (glibc only; False where it cannot)."""
-    trim = _libc_malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
 
 
 @registry.callbacks("spacy_twitter_ner.before_update.v1")

@@ -17,11 +17,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..lexical import word_key
-
-
-# Distinct strings whose match key is remembered; past this the memo starts again.
-MAX_CACHED_KEYS = 100_000
+from ..lexical import MAX_CACHED_ROWS as MAX_CACHED_KEYS, word_key
 
 
 def load_lists(folder: Path, names: Sequence[str]) -> Dict[str, List[str]]:

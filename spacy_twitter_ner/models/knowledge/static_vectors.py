@@ -12,12 +12,9 @@ from spacy.util import registry
 from thinc.api import Model, get_array_module
 from thinc.types import Floats2d
 
-from ..lexical import word_key
+from ..lexical import MAX_CACHED_ROWS, word_key
 
 STATIC_VECTORS = "twitter_static_vectors"
-# Distinct strings whose vector row is remembered; past this the memo starts again, so that
-# annotating millions of tweets (ever new strings) does not grow memory without bound.
-MAX_CACHED_ROWS = 100_000
 
 
 def _no_backprop(dY: Any) -> List:
@@ -49,7 +46,7 @@ class _RowCache:
     def for_vectors(self, vectors: Any) -> Dict[int, int]:
         key = (id(vectors), vectors.shape, len(vectors.key2row))
         with self._lock:
-            if key != self.key or len(self.rows) > MAX_CACHED_ROWS:
+            if key != self.key or len(self.rows) >= MAX_CACHED_ROWS:
                 self.key = key
                 self.rows = {}
             return self.rows
