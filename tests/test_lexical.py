@@ -14,6 +14,7 @@ from spacy_twitter_ner.models.lexical import (
     UNK_ID,
     LexicalTable,
     build_vocab,
+    char_id_rows,
     char_ids,
     shape_class,
     word_key,
@@ -49,6 +50,29 @@ def test_shape_classes():
     for text, name in cases.items():
         assert SHAPES[shape_class(text)] == name, text
     assert SHAPES[0] == "<pad>" and SHAPE_ID["<pad>"] == 0
+
+
+def _char_ids_reference(text, max_chars, n_chars):
+    """The definition, one character at a time."""
+    if len(text) > max_chars:
+        head = max_chars // 2
+        text = text[:head] + text[len(text) - (max_chars - head):]
+    out = numpy.zeros((max_chars,), dtype="int64")
+    for i, c in enumerate(text):
+        out[i] = 1 + ord(c) % (n_chars - 1)
+    return out
+
+
+def test_char_id_rows_equal_the_definition():
+    texts = ["abc", "", "abcdefghijklmnop", "😀👍🏽x", "Müller’s", "\ud800lone", "#NBA", "a" * 7, "é" * 40]
+    for max_chars, n_chars in ((6, 64), (20, 512), (7, 3)):
+        rows = char_id_rows(texts, max_chars, n_chars)
+        assert rows.shape == (len(texts), max_chars) and rows.dtype == numpy.int64
+        for text, row in zip(texts, rows):
+            numpy.testing.assert_array_equal(row, _char_ids_reference(text, max_chars, n_chars), err_msg=text)
+            numpy.testing.assert_array_equal(char_ids(text, max_chars, n_chars), row)
+    assert char_id_rows([], 6, 64).shape == (0, 6)
+    assert not char_id_rows(["", ""], 6, 64).any()
 
 
 def test_char_ids_hash_and_pad():

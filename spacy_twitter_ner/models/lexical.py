@@ -29,6 +29,7 @@ SHAPES = (
     "url", "punct", "space", "other",
 )
 SHAPE_ID = {name: i for i, name in enumerate(SHAPES)}
+SHAPE_SLOTS = 16  # > len(SHAPES): a word id and a shape id packed in one int
 
 
 def word_key(text: str, lower: bool) -> str:
@@ -69,12 +70,24 @@ def shape_class(text: str) -> int:
 def char_ids(text: str, max_chars: int, n_chars: int) -> numpy.ndarray:
     """Characters hashed into ``n_chars - 1`` buckets (0 is padding); a token longer than the
     window keeps its first and last characters, where affixes live."""
-    if len(text) > max_chars:
-        head = max_chars // 2
-        text = text[:head] + text[len(text) - (max_chars - head):]
-    out = numpy.zeros((max_chars,), dtype="int64")
-    for i, c in enumerate(text):
-        out[i] = 1 + ord(c) % (n_chars - 1)
+    return char_id_rows([text], max_chars, n_chars)[0]
+
+
+def char_id_rows(texts: Sequence[str], max_chars: int, n_chars: int) -> numpy.ndarray:
+    """``char_ids`` of many strings at once, (len(texts), max_chars): one encode of the joined
+    strings and array arithmetic, not a Python loop over characters, so the strings of a batch
+    need no per-string memo of their characters."""
+    head = max_chars // 2
+    clipped = [t if len(t) <= max_chars else t[:head] + t[len(t) - (max_chars - head):] for t in texts]
+    lengths = numpy.fromiter((len(t) for t in clipped), dtype="int64", count=len(clipped))
+    out = numpy.zeros((len(clipped), max_chars), dtype="int64")
+    if not lengths.sum():
+        return out
+    # one UTF-32 unit per code point, as len() and ord() count them (lone surrogates included)
+    codes = numpy.frombuffer("".join(clipped).encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    rows = numpy.repeat(numpy.arange(len(clipped)), lengths)
+    cols = numpy.arange(len(codes)) - numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
+    out[rows, cols] = 1 + codes.astype("int64") % (n_chars - 1)
     return out
 
 
@@ -94,26 +107,21 @@ def build_vocab(words: Iterable[str], min_freq: int, max_size: Optional[int]) ->
 
 
 class LexicalTable:
-    """Per-ORTH cache of (word id, shape id, char ids) for one vocabulary. The char ids are kept
-    as the bytes of a small-int array (a sixth of a numpy array's footprint per string)."""
+    """Per-ORTH memo of (word id, shape id) for one vocabulary, packed in one int per string
+    (``word_id * SHAPE_SLOTS + shape``); characters are hashed per batch (``char_id_rows``)."""
 
     def __init__(self, words: Sequence[str], lower: bool, max_chars: int, n_chars: int) -> None:
         self.index = {w: i for i, w in enumerate(words)}
         self.lower = lower
         self.max_chars = max_chars
         self.n_chars = n_chars
-        self._char_dtype = numpy.dtype("int16" if n_chars <= numpy.iinfo("int16").max else "int32")
-        self._rows: Dict[int, Tuple[int, int, bytes]] = {}
+        self._rows: Dict[int, int] = {}
 
-    def row(self, orth: int, text: str) -> Tuple[int, int, bytes]:
-        """(word id, shape id, char ids as bytes of ``self._char_dtype``) of one string."""
+    def row(self, orth: int, text: str) -> int:
+        """``word_id * SHAPE_SLOTS + shape_id`` of one string."""
         found = self._rows.get(orth)
         if found is None:
-            found = (
-                self.index.get(word_key(text, self.lower), UNK_ID),
-                shape_class(text),
-                char_ids(text, self.max_chars, self.n_chars).astype(self._char_dtype).tobytes(),
-            )
+            found = self.index.get(word_key(text, self.lower), UNK_ID) * SHAPE_SLOTS + shape_class(text)
             if len(self._rows) >= MAX_CACHED_ROWS:
                 self._rows = {}  # annotating millions of tweets meets ever new strings
             self._rows[orth] = found
@@ -140,11 +148,11 @@ class LexicalTable:
         orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)])
         uniq, inverse = numpy.unique(orths, return_inverse=True)
         strings = docs[0].vocab.strings
-        rows = [self.row(int(o), strings[int(o)]) for o in uniq]
-        words = numpy.array([r[0] for r in rows], dtype="int64")[inverse]
-        shapes = numpy.array([r[1] for r in rows], dtype="int64")[inverse]
-        chars = numpy.frombuffer(b"".join([r[2] for r in rows]), dtype=self._char_dtype)
-        chars = chars.reshape(len(rows), self.max_chars).astype("int64")
+        texts = [strings[o] for o in uniq.tolist()]
+        packed = numpy.fromiter((self.row(o, t) for o, t in zip(uniq.tolist(), texts)), dtype="int64", count=len(texts))
+        words = (packed // SHAPE_SLOTS)[inverse]
+        shapes = (packed % SHAPE_SLOTS)[inverse]
+        chars = char_id_rows(texts, self.max_chars, self.n_chars)
         # trim the char window to the longest token of this batch
         used = int((chars != 0).sum(axis=1).max())
         return words, chars[:, : max(used, 1)], inverse.astype("int64"), shapes, lengths
