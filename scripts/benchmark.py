@@ -27,7 +27,9 @@ Measured per system:
   ``spacy evaluate --gold-preproc`` computes. **0-1 floats in the JSON, percentages in the
   Markdown table.**
 * ``train_seconds``: wall time of the whole training (for spaCy: the ``spacy train`` process,
-  including its dev evaluations; for the CRF: the whole c1/c2 selection).
+  including its dev evaluations; for the CRF: the whole c1/c2 selection). Saved beside the model
+  (``train.json``), so a model passed again with ``--reuse`` keeps the time measured when this
+  script trained it (a model the project's ``train`` made: from its training log).
 * ``words_per_second``: raw tweets (the lines of ``--raw``) through ``nlp.pipe(texts,
   batch_size=B)`` (the tokenizer included; "words" = tokens produced by the Twitter tokenizer,
   the same for every system), in a fresh subprocess per system and thread setting, one after
@@ -36,9 +38,13 @@ Measured per system:
   largest. Timed at each ``--threads`` setting (default ``1 default``: one torch thread, and
   torch's default, i.e. no OMP/MKL/torch thread setting in the subprocess, as users get it):
   ``words_per_second_by_threads``/``speed_ratio_by_threads``; the plain keys are the first setting.
-* ``rss_growth_mb``: resident memory (``/proc/self/statm``, current, not the peak) of the speed
-  subprocess after piping the raw tweets minus after the warm-up batch, MiB (first setting;
-  ``rss_growth_mb_by_threads``), and ``rss_growth_ratio`` over ``spacy_ner``'s.
+* ``rss_growth_mb``: memory the pipeline holds after piping the raw tweets that it did not hold
+  after the warm-up batch: resident memory (``/proc/self/statm``, current, not the peak) of the
+  speed subprocess at both points, each read after glibc's free heap was given back
+  (``malloc_trim``), MiB (first setting; ``rss_growth_mb_by_threads``), and ``rss_growth_ratio``
+  over ``spacy_ner``'s. Without the trims, how much freed memory the allocator happens to keep at
+  the two readings decides much of the figure (spaCy ``ner`` read +23 and +61 MiB in two runs of
+  the same model); ``rss_growth_raw_mb`` is the untrimmed difference, for reference.
 * ``load_rss_mb`` (after ``spacy.load``) and ``peak_rss_mb`` (after loading + predicting):
   ``ru_maxrss`` of that subprocess, in MiB. ``model_mb``: size of the model directory, MiB.
 * ``speed_ratio``: words/s over ``spacy_ner``'s words/s in this same run (null without it).
@@ -95,6 +101,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # rss_growth_ratio needs spaCy's ner to have grown by at least this much (MiB): a ratio to a few
 # pages' growth (a tiny --raw file) would only be noise
 MIN_BASE_RSS_GROWTH_MB = 1.0
+# beside a model this script trained: its measured train time, kept when it is reused
+TRAIN_RECORD = "train.json"
 
 
 # ------------------------------------------------------------------------------------------
@@ -129,6 +137,15 @@ def _rss_mib() -> Optional[float]:
     except (OSError, IndexError, ValueError):
         return None
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+def _held_rss_mib() -> Optional[float]:
+    """``_rss_mib`` after giving glibc's free heap back to the OS: memory held, not the
+    allocator's free lists (the same for every system; plain RSS where there is no glibc)."""
+    from spacy_twitter_ner.runtime import trim_heap
+
+    trim_heap()
+    return _rss_mib()
 
 
 def worker_eval(spec: Dict) -> Dict:
@@ -180,11 +197,14 @@ def worker_speed(spec: Dict) -> Dict:
     # Warm-up (excluded from timing): one batch through the whole pipeline.
     for _ in nlp.pipe(texts[:batch_size], batch_size=batch_size):
         pass
-    rss_warm = _rss_mib()
+    raw_warm = _rss_mib()
+    rss_warm = _held_rss_mib()
     sizes = resolve_sizes(spec["sizes"], len(texts))
     at = _time_sizes(nlp, texts, sizes, spec["runs"], batch_size)
-    rss_end = _rss_mib()
+    raw_end = _rss_mib()
+    rss_end = _held_rss_mib()
     growth = None if rss_warm is None or rss_end is None else rss_end - rss_warm
+    raw_growth = None if raw_warm is None or raw_end is None else raw_end - raw_warm
     return {
         "words_per_second": at["words_per_second_at"][str(sizes[-1])],
         **at,
@@ -194,6 +214,7 @@ def worker_speed(spec: Dict) -> Dict:
         "rss_warm_mb": rss_warm,
         "rss_end_mb": rss_end,
         "rss_growth_mb": growth,
+        "rss_growth_raw_mb": raw_growth,
         "rss_growth_tweets": sizes[-1],
         "threads": threads,
     }
@@ -622,15 +643,26 @@ def reuse_entry(system: str, reuse: Path, args) -> Dict:
     config = bilstm_config(system, args)
     if config is not None and config.is_file():
         entry["config"] = str(config)
+    saved = reuse / TRAIN_RECORD
     log = reuse / "train_log.jsonl"
-    records = list(srsly.read_jsonl(log)) if log.exists() else []
-    entry["train_seconds"] = float(records[-1]["seconds"]) if records else None
+    if saved.exists():
+        entry["train_seconds"] = srsly.read_json(saved).get("train_seconds")
+    else:
+        records = list(srsly.read_jsonl(log)) if log.exists() else []
+        entry["train_seconds"] = float(records[-1]["seconds"]) if records else None
     msg.info(f"{system}: reusing {reuse} (trained by the project, not retrained here)")
     return entry
 
 
 def train_entry(system: str, out_dir: Path, plan: Plan, args, env) -> Dict:
-    """Train ``system`` from scratch into ``out_dir/model-best``."""
+    """Train ``system`` from scratch into ``out_dir/model-best``; its train time is saved as
+    ``out_dir/train.json`` for a later ``--reuse``."""
+    entry = _train(system, out_dir, plan, args, env)
+    srsly.write_json(out_dir / TRAIN_RECORD, {"system": system, "train_seconds": entry["train_seconds"]})
+    return entry
+
+
+def _train(system: str, out_dir: Path, plan: Plan, args, env) -> Dict:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -694,7 +726,7 @@ def time_system(system: str, model: Path, workdir: Path, plan: Plan, args) -> Di
     out.update(by_setting[plan.thread_settings[0]])
     out["speed_by_threads"] = by_setting
     for key, source in (("words_per_second_by_threads", "words_per_second"), ("threads_by_setting", "threads"),
-                        ("rss_growth_mb_by_threads", "rss_growth_mb"),
+                        ("rss_growth_mb_by_threads", "rss_growth_mb"), ("rss_growth_raw_mb_by_threads", "rss_growth_raw_mb"),
                         ("other_cpu_cores_by_threads", "other_cpu_cores")):
         out[key] = {s: r.get(source) for s, r in by_setting.items()}
     return out
@@ -785,7 +817,9 @@ UNITS = {
     "peak_rss_mb": "ru_maxrss of a fresh process after loading + predicting, MiB",
     "load_rss_mb": "ru_maxrss right after spacy.load, MiB",
     "rss_growth_mb": "current RSS (/proc/self/statm) after piping the raw tweets (rss_growth_tweets, each size "
-                     "and run) minus after the warm-up batch, MiB, first thread setting",
+                     "and run) minus after the warm-up batch, each read after malloc_trim (memory held, not "
+                     "free heap), MiB, first thread setting",
+    "rss_growth_raw_mb": "the same without the malloc_trim before each reading",
     "model_mb": "size of the model directory on disk, MiB",
     "speed_ratio": "words_per_second / spacy_ner's words_per_second in this run (speed_ratio_by_threads: per setting)",
     "rss_growth_ratio": "rss_growth_mb / spacy_ner's rss_growth_mb in this run (null where spacy_ner grew by "
@@ -888,7 +922,8 @@ def _header(meta: Dict) -> List[str]:
     for setting in meta["thread_settings"]:
         label = thread_label(setting, meta)
         cols += [f"Words/s ({label})", f"Speed vs spacy ner ({label})"]
-    cols += ["RSS growth predicting", "RSS growth vs spacy ner", "Train time", "Peak RSS", "Model size"]
+    cols += ["RSS growth predicting (held)", "RSS growth vs spacy ner", "RSS growth (untrimmed)", "Train time",
+             "Peak RSS", "Model size"]
     return [
         f"# Benchmark: {meta['corpus']}{' (quick: smoke test, not comparable numbers)' if meta['quick'] else ''}",
         "",
@@ -907,11 +942,12 @@ def _row(name: str, r: Dict, settings: List[str]) -> str:
     for setting in settings:
         cells += [_wps(r.get("words_per_second_by_threads", {}).get(setting)),
                   _times(r.get("speed_ratio_by_threads", {}).get(setting))]
-    growth = r.get("rss_growth_mb")
+    growth, raw = r.get("rss_growth_mb"), r.get("rss_growth_raw_mb")
     size = r.get("model_mb")
     cells += [
         "-" if growth is None else f"{growth:+.1f} MiB",
         _times(r.get("rss_growth_ratio")),
+        "-" if raw is None else f"{raw:+.1f} MiB",
         _fmt_seconds(r.get("train_seconds")),
         _mib(r.get("peak_rss_mb")),
         "-" if size is None else f"{size:.{1 if size >= 1 else 2}f} MiB",
@@ -939,7 +975,8 @@ def markdown(results: Dict, meta: Dict) -> str:
         f"{meta['docs']['test']} tweets; trained on {meta['docs']['train']}). Words/s: raw text through "
         "nlp.pipe, Twitter tokenizer included, at the largest size, at each torch thread setting ('default': "
         "torch's own, as users get it); speed ratios against spaCy's ner at the same setting. RSS growth: "
-        f"resident memory after piping the raw tweets minus after the warm-up batch ({first}); peak RSS: "
+        f"resident memory after piping the raw tweets minus after the warm-up batch ({first}), each read "
+        "after malloc_trim gave the free heap back (memory held); untrimmed: the same without it; peak RSS: "
         "ru_maxrss of a fresh process after loading and predicting.",
         "",
         _load_note(meta.get("load") or {}),

@@ -1,6 +1,7 @@
 """scripts/benchmark.py end to end in quick mode on a tiny templated corpus (a subprocess with a
 timeout): the JSON report's keys and types, speed_ratio at two thread settings, memory growth while
 predicting, loadable models, the Markdown table; and its helpers without a run."""
+import argparse
 import json
 import os
 import random
@@ -142,6 +143,8 @@ def test_thread_settings_and_memory(bench_run):
         assert 0 < r["rss_warm_mb"] <= r["peak_rss_mb"] + 1
         assert r["rss_growth_tweets"] == 50
         assert r["rss_growth_mb_by_threads"]["1"] == r["rss_growth_mb"]
+        assert isinstance(r["rss_growth_raw_mb"], float)  # the untrimmed difference, for reference
+        assert r["rss_growth_raw_mb_by_threads"]["1"] == r["rss_growth_raw_mb"]
         assert r["speed_by_threads"]["1"]["words_per_second"] == r["words_per_second"]
     base = report["spacy_ner"]
     assert base["speed_ratio_by_threads"] == {"1": 1.0, "default": 1.0}
@@ -153,6 +156,18 @@ def test_thread_settings_and_memory(bench_run):
         assert r["speed_ratio_by_threads"]["default"] == pytest.approx(ratio)
         if base["rss_growth_mb"] >= 1:
             assert r["rss_growth_ratio"] == pytest.approx(r["rss_growth_mb"] / base["rss_growth_mb"])
+
+
+def test_train_time_is_saved_for_reuse(bench_run):
+    tmp, out, _ = bench_run
+    report = json.loads((out / "benchmark-tiny-quick.json").read_text(encoding="utf8"))
+    bench = _benchmark_module()
+    for system in SYSTEMS:
+        folder = Path(report[system]["model_path"]).parent
+        saved = json.loads((folder / bench.TRAIN_RECORD).read_text(encoding="utf8"))
+        assert saved == {"system": system, "train_seconds": pytest.approx(report[system]["train_seconds"])}
+        entry = bench.reuse_entry(system, folder, argparse.Namespace(configs_dir=ROOT / "configs"))
+        assert entry["reused"] and entry["train_seconds"] == pytest.approx(report[system]["train_seconds"])
 
 
 def test_train_command_lines_come_from_the_configs(bench_run):
@@ -188,7 +203,8 @@ def test_markdown_table(bench_run):
     header = next(line for line in md.splitlines() if line.startswith("| System |"))
     assert header.startswith("| System | Dev F1 | Test F1 | Words/s (1 thread) | Speed vs spacy ner (1 thread) | "
                              "Words/s (default: ")
-    assert "| RSS growth predicting | RSS growth vs spacy ner | Train time | Peak RSS | Model size |" in header
+    assert ("| RSS growth predicting (held) | RSS growth vs spacy ner | RSS growth (untrimmed) | Train time | "
+            "Peak RSS | Model size |") in header
     for system in SYSTEMS:
         assert f"| {system} |" in md
     row = next(line for line in md.splitlines() if line.startswith("| spacy_ner |"))
