@@ -20,12 +20,16 @@ from . import __version__
 from .models import crf, encoder, features, softmax, tagger  # noqa: F401  (registers the architectures)
 from .models.bio import bio_tags, doc_tag_ids, gold_tag_ids, tags_to_spans
 from .models.scores import TagScores
-from .runtime import bound_onednn_cache, one_torch_thread_in_forked_children, trim_heap
+from .runtime import HeapTrimmer, bound_onednn_cache, one_torch_thread_in_forked_children
 
-# ``pipe`` gives freed heap memory back to the OS after this many docs, and at the end of a stream:
-# ragged batches fragment glibc's heap (measured over 34k tweets: ~65 MB resident but free).
-# One trim costs about a millisecond, a batch of 256 tweets ~100 ms: no measurable speed cost.
+# Freed heap memory goes back to the OS each time this process has annotated this many more docs:
+# ragged batches fragment glibc's heap (measured over 34k tweets: ~65 MB resident but free). One
+# trim costs about a millisecond, 10,000 tweets ~5 s: no measurable speed cost.
 TRIM_EVERY_DOCS = 10_000
+# ... and at the end of a stream of at least this many docs (a job is done; a web request of a few
+# texts is not worth a trim of its own)
+TRIM_AFTER_STREAM_DOCS = 1_000
+HEAP = HeapTrimmer(TRIM_EVERY_DOCS)
 
 # Key of a teacher's per-token tag distributions in a reference doc's user_data (distillation).
 SOFT_TARGETS = "spacy_twitter_ner.teacher_probs"
@@ -251,11 +255,21 @@ class TwitterBiLSTMNER(TrainablePipe):
 
     # -- prediction -------------------------------------------------------------------------
 
+    def __call__(self, doc: Doc) -> Doc:
+        """``TrainablePipe.__call__`` (errors to the error handler), counted for heap trimming."""
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as e:
+            self.get_error_handler()(self.name, self, [doc], e)
+        HEAP.add(1)
+        return doc
+
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """``TrainablePipe.pipe`` (predict + set_annotations per batch, errors to the error
-        handler), giving freed heap memory back every ``TRIM_EVERY_DOCS`` docs and at the end."""
+        handler), each batch counted for heap trimming (``TRIM_EVERY_DOCS``; and a trim at the
+        end of a stream of ``TRIM_AFTER_STREAM_DOCS`` or more)."""
         error_handler = self.get_error_handler()
-        since_trim = 0
+        n_docs = 0
         for docs in util.minibatch(stream, size=batch_size):
             try:
                 preds = self.predict(docs)
@@ -263,12 +277,10 @@ class TwitterBiLSTMNER(TrainablePipe):
                 yield from docs
             except Exception as e:
                 error_handler(self.name, self, docs, e)
-            since_trim += len(docs)
-            if since_trim >= TRIM_EVERY_DOCS:
-                trim_heap()
-                since_trim = 0
-        if since_trim:
-            trim_heap()
+            HEAP.add(len(docs))
+            n_docs += len(docs)
+        if n_docs >= TRIM_AFTER_STREAM_DOCS:
+            HEAP.trim()
 
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
         """Per doc: tag ids of the best valid path, and the (tokens, tags) probability of every

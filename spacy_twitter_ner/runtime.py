@@ -5,6 +5,7 @@ import ctypes.util
 import functools
 import os
 import sys
+import threading
 from typing import Callable, Optional
 
 import torch
@@ -52,3 +53,29 @@ def one_torch_thread_in_forked_children() -> None:
     if not _FORK_HOOK and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
         _FORK_HOOK = True
+
+
+class HeapTrimmer:
+    """Counts the docs this process annotated (all threads, all pipes) and gives the free heap
+    back each time ``every`` more were done: long streams and long-running services stay
+    bounded, while a request of a few tweets never pays for a trim of its own."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, n_docs: int) -> bool:
+        """Count ``n_docs``; True when this call trimmed the heap."""
+        with self._lock:
+            self._count += n_docs
+            if self._count < self.every:
+                return False
+            self._count = 0
+        return trim_heap()
+
+    def trim(self) -> bool:
+        """Trim now (the end of a long stream) and start counting again."""
+        with self._lock:
+            self._count = 0
+        return trim_heap()

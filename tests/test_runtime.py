@@ -33,22 +33,51 @@ def test_onednn_cache_default_and_the_users_choice(monkeypatch):
 @pytest.fixture()
 def trims(monkeypatch):
     calls = []
-    monkeypatch.setattr(component, "trim_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(runtime, "trim_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(component, "HEAP", runtime.HeapTrimmer(10))
+    monkeypatch.setattr(component, "TRIM_AFTER_STREAM_DOCS", 30)
     return calls
 
 
-def test_pipe_trims_every_n_docs_and_at_the_end(trained, trims, monkeypatch):
+def test_heap_trimmer_counts_across_threads(trims):
+    import threading
+
+    trimmer = runtime.HeapTrimmer(100)
+    threads = [threading.Thread(target=lambda: [trimmer.add(1) for _ in range(250)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trims) == 10  # 1,000 docs, one trim per 100, none lost to a race
+
+
+def test_pipe_and_call_trim_every_n_docs(trained, trims):
     nlp, _ = trained
-    monkeypatch.setattr(component, "TRIM_EVERY_DOCS", 10)
     texts = [f"@user{i} loves Paris and the New York Knicks" for i in range(25)]
     docs = list(nlp.pipe(texts, batch_size=4))
     assert len(docs) == 25
-    # 4+4+4 -> 12 >= 10, again after 24, then the remaining 1 at the end
+    # 4+4+4 -> 12 >= 10: trim, count 0; 4+4+4 -> trim; 1 left: no trim for it
+    assert len(trims) == 2
+    # one doc at a time counts too: the 1 left + 9 more reach 10
+    single = [nlp(t) for t in texts[:8]]
+    assert len(trims) == 2
+    single.append(nlp(texts[8]))
     assert len(trims) == 3
-    # the same annotations as one doc at a time
-    single = [nlp(t) for t in texts]
+    single += [nlp(t) for t in texts[9:]]
+    # the same annotations either way
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in docs] == \
         [[(e.start, e.end, e.label_) for e in d.ents] for d in single]
+
+
+def test_a_long_stream_trims_at_its_end(trained, trims):
+    nlp, _ = trained
+    list(nlp.pipe(["Paris"] * 29, batch_size=100))  # shorter than TRIM_AFTER_STREAM_DOCS (30)
+    assert len(trims) == 1  # 29 >= 10 after its one batch
+    list(nlp.pipe(["Paris"] * 5))
+    assert len(trims) == 1
+    list(nlp.pipe(["Paris"] * 30, batch_size=100))
+    assert len(trims) == 3  # after the batch, and at the end of the stream
+    assert component.HEAP._count == 0
 
 
 def test_pipe_without_docs_does_not_trim(trained, trims):
@@ -67,10 +96,14 @@ def test_pipe_errors_go_to_the_error_handler(trained, trims, monkeypatch):
     monkeypatch.setattr(ner, "predict", broken)
     with pytest.raises(RuntimeError, match="boom"):
         list(ner.pipe([nlp.make_doc("a b")]))
+    with pytest.raises(RuntimeError, match="boom"):
+        ner(nlp.make_doc("a b"))
     ner.set_error_handler(lambda name, proc, docs, e: seen.append((name, len(docs), str(e))))
     try:
         assert list(ner.pipe([nlp.make_doc("a b"), nlp.make_doc("c")], batch_size=8)) == []
-        assert seen == [("twitter_bilstm_ner", 2, "boom")]
+        doc = nlp.make_doc("d e")
+        assert ner(doc) is doc and not doc.ents
+        assert seen == [("twitter_bilstm_ner", 2, "boom"), ("twitter_bilstm_ner", 1, "boom")]
     finally:
         ner.set_error_handler(raise_error)
 
