@@ -1,7 +1,7 @@
 """Knowledge-source ablation (project.yml's `ablation` command): train a config with every
 knowledge source, then once without each, on one corpus and seed, and compare the dev F1.
 
-    python scripts/ablation.py CORPUS [--config accurate] [--seed 0] [--sources ...]
+    python scripts/ablation.py CORPUS [--config accurate-md] [--seed 0] [--sources ...]
         [--max-epochs N] [--out metrics] [spacy train overrides...]
 
 Sources are switched off by editing the config (never the test set: only dev scores are read):
@@ -16,7 +16,8 @@ model-best's, i.e. the best evaluation of that training (what `spacy train` sele
 go to metrics/ablation-<corpus>.json, one entry per variant, written after every training so an
 interrupted run keeps what it finished; variants already in that file with the same settings are
 not trained again (--force retrains). A source whose removal raises dev F1 on every corpus is one
-to drop from the profile.
+to drop from the profile; configs/accurate.cfg is configs/accurate-md.cfg less the sources the
+ablation found not to help.
 """
 import argparse
 import json
@@ -90,7 +91,8 @@ def run(argv: Optional[List[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("corpus")
-    parser.add_argument("--config", default="accurate", help="name of a file in configs/ (without .cfg)")
+    parser.add_argument("--config", default="accurate-md",
+                        help="name of a file in configs/ (without .cfg) that uses every source in --sources")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--max-epochs", type=int, default=8,

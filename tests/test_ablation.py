@@ -29,8 +29,14 @@ results_table = _load("results_table")
 WORTH = {"transformer": 0.05, "spacy_pipeline": 0.08, "clusters": -0.01, "gazetteer": 0.02}
 
 
+def test_accurate_is_accurate_md_without_en_core_web_md():
+    md = Config().from_disk(ROOT / "configs" / "accurate-md.cfg", interpolate=False)
+    accurate = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    assert ablation.without(md, ["spacy_pipeline"]) == accurate
+
+
 def test_variants_of_the_accurate_profile_remove_exactly_one_source():
-    base = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    base = Config().from_disk(ROOT / "configs" / "accurate-md.cfg", interpolate=False)
     todo = ablation.variants(base, ablation.SOURCES)
     assert list(todo) == ["all", "-transformer", "-spacy_pipeline", "-clusters", "-gazetteer"]
     for name, removed in todo.items():
@@ -45,7 +51,7 @@ def test_variants_of_the_accurate_profile_remove_exactly_one_source():
 
 
 def test_removing_every_knowledge_block_drops_the_list():
-    base = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    base = Config().from_disk(ROOT / "configs" / "accurate-md.cfg", interpolate=False)
     cfg = ablation.without(base, ["spacy_pipeline", "clusters"])
     assert "knowledge" not in cfg["components"]["twitter_bilstm_ner"]["model"]["features"]
     with pytest.raises(ValueError, match="no clusters"):
@@ -57,7 +63,7 @@ def test_removing_every_knowledge_block_drops_the_list():
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "accurate.cfg").write_text((ROOT / "configs" / "accurate.cfg").read_text())
+    (tmp_path / "configs" / "accurate-md.cfg").write_text((ROOT / "configs" / "accurate-md.cfg").read_text())
     corpus = tmp_path / "corpus" / "tiny"
     corpus.mkdir(parents=True)
     for split in ("train", "dev", "test"):
