@@ -11,17 +11,18 @@ from typing import Callable, Optional
 import torch
 
 # oneDNN (torch's CPU LSTM) keeps up to 1,024 compiled primitives, one per (batch, length) shape
-# it has seen, each holding its scratch memory: ~40 MB over 30k tweets of ragged batches.
-# Rebuilding a primitive costs far less than the LSTM itself (measured: no loss of words/s), so
-# the cache is switched off unless the user has set the variable. It is read when oneDNN first
-# runs, so it takes effect where the component is created before any torch LSTM has run.
-ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+# it has seen, each holding its scratch memory: up to ~40 MB over 30k tweets of ragged batches.
+# 64 holds the shapes a stream of tweets keeps meeting (full batches differ only in their longest
+# tweet); measured over 34k tweets: +1.9 MiB held against no cache, +6.6 MiB for the default 1,024,
+# and ~4% faster than no cache. Set unless the user has set the variable; it is read when oneDNN
+# first runs, so it takes effect where the component is created before any torch LSTM has run.
+ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 _FORK_HOOK = False
 
 
 def bound_onednn_cache() -> None:
-    """``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0`` unless already set (see ``ONEDNN_CACHE``)."""
+    """``ONEDNN_PRIMITIVE_CACHE_CAPACITY=64`` unless already set (see ``ONEDNN_CACHE``)."""
     os.environ.setdefault(*ONEDNN_CACHE)
 
 
