@@ -148,8 +148,9 @@ class LexicalTable:
         orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)])
         uniq, inverse = numpy.unique(orths, return_inverse=True)
         strings = docs[0].vocab.strings
-        texts = [strings[o] for o in uniq.tolist()]
-        packed = numpy.fromiter((self.row(o, t) for o, t in zip(uniq.tolist(), texts)), dtype="int64", count=len(texts))
+        uniq_orths = uniq.tolist()
+        texts = [strings[o] for o in uniq_orths]
+        packed = numpy.fromiter((self.row(o, t) for o, t in zip(uniq_orths, texts)), dtype="int64", count=len(texts))
         words = (packed // SHAPE_SLOTS)[inverse]
         shapes = (packed % SHAPE_SLOTS)[inverse]
         chars = char_id_rows(texts, self.max_chars, self.n_chars)
