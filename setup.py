@@ -52,6 +52,7 @@ setup(
             f"spacy_twitter_ner.CRFDecoder.v1 = {MODELS}.crf:build_crf_decoder",
             f"spacy_twitter_ner.EnsembleTagger.v1 = {MODELS}.ensemble:build_ensemble_tagger",
             f"spacy_twitter_ner.TransformerFeatures.v1 = {MODELS}.knowledge.transformer:build_transformer_features",
+            f"spacy_twitter_ner.FineTunedTransformer.v1 = {MODELS}.knowledge.fine_tuned_transformer:build_fine_tuned_transformer",
             f"spacy_twitter_ner.StaticVectors.v1 = {MODELS}.knowledge.static_vectors:build_static_vectors",
             f"spacy_twitter_ner.SpacyPipelineFeatures.v1 = {MODELS}.knowledge.spacy_pipeline:build_spacy_pipeline_features",
             f"spacy_twitter_ner.LexemeClusters.v1 = {MODELS}.knowledge.lexeme_clusters:build_lexeme_clusters",

@@ -16,8 +16,8 @@ model-best's, i.e. the best evaluation of that training (what `spacy train` sele
 go to metrics/ablation-<corpus>.json, one entry per variant, written after every training so an
 interrupted run keeps what it finished; variants already in that file with the same settings are
 not trained again (--force retrains). A source whose removal raises dev F1 on every corpus is one
-to drop from the profile; configs/accurate.cfg is configs/accurate-md.cfg less the sources the
-ablation found not to help.
+to drop from the profile; configs/accurate-frozen.cfg is configs/accurate-md.cfg less the sources
+the ablation found not to help, and configs/accurate.cfg is that with MiniLM fine-tuned.
 """
 import argparse
 import json

@@ -444,6 +444,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--reuse", nargs="*", default=[], metavar="SYSTEM=DIR",
                    help="score and time the model the project already trained, when DIR/model-best exists (train "
                         "time from DIR/train_log.jsonl), instead of training it again; else it is trained here")
+    p.add_argument("--teacher-pass", nargs="*", default=[], metavar="SYSTEM=FILE",
+                   help="a reused distilled SYSTEM's teacher pass (the teach-summary.json `teach` wrote): its "
+                        "seconds are added to the train time (train_seconds = student + teacher pass)")
     p.add_argument("--speed-cap", nargs="*", default=[], metavar="SYSTEM=N",
                    help="time SYSTEM on at most N tweets, once (for a slow profile)")
     p.add_argument("--lexicons", type=Path, default=None,
@@ -515,6 +518,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     if n_raw == 0:
         raise UsageError(f"Raw tweets file is empty: {args.raw}")
     reused = parse_reuse(args.reuse, args.systems)
+    teacher_passes(args)  # bad --teacher-pass items fail now, not after hours of training
     if args.quick and reused:
         msg.info("quick mode trains every system (--reuse is ignored)")
         reused = {}
@@ -625,11 +629,22 @@ def bilstm_config(system: str, args) -> Optional[Path]:
     return args.configs_dir / f"{system.split(':', 1)[1]}.cfg" if system.startswith(f"{BILSTM}:") else None
 
 
+def is_distilled(config: Path) -> bool:
+    """Whether ``config`` trains on a teacher's labels (its train corpus is DistillCorpus)."""
+    return "spacy_twitter_ner.DistillCorpus" in config.read_text(encoding="utf8")
+
+
 def skip_reason(system: str, plan: Plan, args) -> Optional[str]:
-    """Why ``system`` cannot run (a missing config), or None. A reused pipeline needs no config
-    file (e.g. a seed ensemble, which is assembled, not trained)."""
+    """Why ``system`` cannot run (a missing config; a distilled student that was not passed with
+    --reuse: it needs a teacher pass first), or None. A reused pipeline needs no config file
+    (e.g. a seed ensemble, which is assembled, not trained)."""
     config = bilstm_config(system, args)
-    if config is None or system in plan.reused or config.is_file():
+    if config is None or system in plan.reused:
+        return None
+    if config.is_file():
+        if is_distilled(config):
+            return (f"a distilled student learns from a teacher's labels: run `spacy project run distill` "
+                    f"first, then pass --reuse {system}=DIR (and --teacher-pass {system}=<teach-summary.json>)")
         return None
     if system.endswith("-ensemble"):
         return (f"a seed ensemble is assembled, not trained: run `spacy project run seeds` and "
@@ -650,8 +665,35 @@ def reuse_entry(system: str, reuse: Path, args) -> Dict:
     else:
         records = list(srsly.read_jsonl(log)) if log.exists() else []
         entry["train_seconds"] = float(records[-1]["seconds"]) if records else None
+    teach = teacher_passes(args).get(system)
+    if teach is not None:
+        summary = srsly.read_json(teach)
+        counts = summary.get("counts", {})
+        if not summary.get("complete") or "seconds" not in counts:
+            raise UsageError(f"--teacher-pass {system}={teach}: the teacher pass is not complete")
+        if counts.get("shards_reused"):
+            msg.warn(f"{teach}: {counts['shards_reused']} shards came from an earlier run; only this run's "
+                     f"{counts['seconds']:.0f} s are counted")
+        entry["student_seconds"] = entry.get("train_seconds")
+        entry["teach_seconds"] = float(counts["seconds"])
+        entry["teach_tweets"] = counts.get("annotated")
+        if entry["student_seconds"] is not None:
+            entry["train_seconds"] = entry["student_seconds"] + entry["teach_seconds"]
     msg.info(f"{system}: reusing {reuse} (trained by the project, not retrained here)")
     return entry
+
+
+def teacher_passes(args) -> Dict[str, Path]:
+    out: Dict[str, Path] = {}
+    for item in getattr(args, "teacher_pass", None) or []:
+        system, sep, path = item.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--teacher-pass {item}: expected SYSTEM=FILE")
+        if Path(path).is_file():
+            out[system] = Path(path)
+        else:  # as --reuse: no teacher pass yet (then the student is skipped, having no model)
+            msg.info(f"--teacher-pass {item}: no {path} yet")
+    return out
 
 
 def train_entry(system: str, out_dir: Path, plan: Plan, args, env) -> Dict:
@@ -810,7 +852,7 @@ def add_ratios(results: Dict[str, Dict]) -> None:
 
 UNITS = {
     "p/r/f": "spaCy ents_p/ents_r/ents_f as 0-1 floats (percent in the Markdown table)",
-    "train_seconds": "wall-clock seconds of the whole training run",
+    "train_seconds": "wall-clock seconds of the whole training run (a distilled student: its training plus the teacher pass, teach_seconds; the teacher's own training is not included)",
     "words_per_second": "Twitter-tokenizer tokens per second through nlp.pipe on raw tweets (median of runs, at "
                         "the largest size), at the first thread setting",
     "words_per_second_by_threads": "the same at each thread setting ('default': torch's default threads)",

@@ -8,7 +8,13 @@ when the config declares that variable in ``[paths]`` *and* refers to it (``${pa
 somewhere, e.g. ``[initialize] vectors = ${paths.vectors}``. A config that declares a path but
 does not use it (``configs/seed.cfg`` has no static vectors) or does not declare it (spaCy's own
 ``ner`` config has no ``lexicons``) does not get it.
+
+``--paths.silver`` (the teacher-labelled tweets of distillation, assets/silver/<corpus>) is passed
+the same way, and only when a finished teacher pass is there (its teach-summary.json says
+complete): so a config that can distil (configs/default.cfg, configs/distilled.cfg) trains on the
+gold tweets alone, as the fast profile, until `spacy project run teach` has run for the corpus.
 """
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +24,8 @@ from thinc.api import Config
 
 PathLike = Union[str, Path]
 # the [paths] variables the project fills when a config uses them
-OPTIONAL_PATHS = ("train_log", "vectors", "lexicons")
+OPTIONAL_PATHS = ("train_log", "vectors", "lexicons", "silver")
+TEACH_SUMMARY = "teach-summary.json"  # spacy_twitter_ner.training.teach.SUMMARY_FILE
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class ProjectPaths:
     test: Path
     vectors: Path  # assets/vectors/<corpus>-minilm-256
     lexicons: Path  # assets/lexicons
+    silver: Path  # assets/silver/<corpus>: the teacher-labelled tweets, once `teach` ran
     output: Path  # training/<corpus>-<config><suffix>
     train_log: Path  # <output>/train_log.jsonl
     model: Path  # <output>/model-best
@@ -61,6 +69,7 @@ def project_paths(corpus: str, config: str, suffix: str = "", root: PathLike = "
         test=corpus_dir / "test.spacy",
         vectors=root / "assets" / "vectors" / f"{corpus}-minilm-256",
         lexicons=root / "assets" / "lexicons",
+        silver=root / "assets" / "silver" / corpus,
         output=output,
         train_log=output / "train_log.jsonl",
         model=output / "model-best",
@@ -109,19 +118,21 @@ def train_command(
     vectors: Optional[PathLike] = None,
     lexicons: Optional[PathLike] = None,
     train_log: Optional[PathLike] = None,
+    silver: Optional[PathLike] = None,
     overrides: Sequence[str] = (),
     python: str = sys.executable,
 ) -> List[str]:
     """``python -m spacy train CONFIG --output OUTPUT --paths.train TRAIN --paths.dev DEV
-    [--paths.train_log ...] [--paths.vectors ...] [--paths.lexicons ...] [--system.seed N]
-    --gpu-id N [overrides...]``. Each optional path is passed when it is given and the config uses
-    it (see :func:`used_paths`); ``seed`` None keeps the config's ``[system] seed``; ``overrides``
-    (e.g. ``["--training.max_epochs", "3"]``) go last, unchanged."""
+    [--paths.train_log ...] [--paths.vectors ...] [--paths.lexicons ...] [--paths.silver ...]
+    [--system.seed N] --gpu-id N [overrides...]``. Each optional path is passed when it is given
+    and the config uses it (see :func:`used_paths`), unless ``overrides`` set it; ``seed`` None
+    keeps the config's ``[system] seed``; ``overrides`` (e.g. ``["--training.max_epochs", "3"]``)
+    go last, unchanged."""
     cmd = [python, "-m", "spacy", "train", str(config), "--output", str(output),
            "--paths.train", str(train), "--paths.dev", str(dev)]
     used = used_paths(config)
-    for name, value in (("train_log", train_log), ("vectors", vectors), ("lexicons", lexicons)):
-        if value is not None and name in used:
+    for name, value in (("train_log", train_log), ("vectors", vectors), ("lexicons", lexicons), ("silver", silver)):
+        if value is not None and name in used and f"--paths.{name}" not in overrides:
             cmd += [f"--paths.{name}", str(value)]
     if seed is not None:
         cmd += ["--system.seed", str(seed)]
@@ -131,12 +142,25 @@ def train_command(
 
 def project_train_command(paths: ProjectPaths, *, seed: Optional[int] = None, gpu_id: int = -1,
                           overrides: Sequence[str] = (), python: str = sys.executable) -> List[str]:
-    """:func:`train_command` with the project's standard paths (``project_paths``)."""
+    """:func:`train_command` with the project's standard paths (``project_paths``); the silver
+    folder only when a finished teacher pass is in it."""
     return train_command(
         paths.config, paths.output, paths.train, paths.dev, seed=seed, gpu_id=gpu_id,
         vectors=paths.vectors, lexicons=paths.lexicons, train_log=paths.train_log,
+        silver=paths.silver if teacher_pass_done(paths.silver) else None,
         overrides=overrides, python=python,
     )
+
+
+def teacher_pass_done(silver: PathLike) -> bool:
+    """Whether ``silver`` holds a finished teacher pass (teach-summary.json with complete: true)."""
+    summary = Path(silver) / TEACH_SUMMARY
+    if not summary.is_file():
+        return False
+    try:
+        return bool(json.loads(summary.read_text(encoding="utf8")).get("complete"))
+    except ValueError:
+        return False
 
 
 def evaluate_command(model: PathLike, data: PathLike, output: PathLike, gpu_id: int = -1,

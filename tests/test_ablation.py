@@ -29,9 +29,9 @@ results_table = _load("results_table")
 WORTH = {"transformer": 0.05, "spacy_pipeline": 0.08, "clusters": -0.01, "gazetteer": 0.02}
 
 
-def test_accurate_is_accurate_md_without_en_core_web_md():
+def test_accurate_frozen_is_accurate_md_without_en_core_web_md():
     md = Config().from_disk(ROOT / "configs" / "accurate-md.cfg", interpolate=False)
-    accurate = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    accurate = Config().from_disk(ROOT / "configs" / "accurate-frozen.cfg", interpolate=False)
     assert ablation.without(md, ["spacy_pipeline"]) == accurate
 
 

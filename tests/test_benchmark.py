@@ -298,3 +298,29 @@ def test_rss_and_load_probes():
     del block
     load = benchmark.LoadProbe().read()
     assert load["other_cpu_cores"] >= 0 and len(load["loadavg_before"]) == 3
+
+
+def test_distilled_train_time_includes_the_teacher_pass(tmp_path):
+    """A reused distilled student's train time is its own training plus the teacher pass that
+    labelled its tweets; an unfinished pass is refused, a missing one ignored (as --reuse), and a distilled config is never trained
+    by the benchmark itself (it needs the teacher's labels)."""
+    bench = _benchmark_module()
+    folder = tmp_path / "wnut16-distilled"
+    folder.mkdir()
+    (folder / "train_log.jsonl").write_text(json.dumps({"seconds": 100.0}) + "\n", encoding="utf8")
+    summary = tmp_path / "teach-summary.json"
+    summary.write_text(json.dumps({"complete": True, "counts": {"seconds": 40.5, "annotated": 7}}), encoding="utf8")
+    system = "twitter_bilstm_ner:distilled"
+    args = argparse.Namespace(configs_dir=ROOT / "configs", teacher_pass=[f"{system}={summary}"])
+    entry = bench.reuse_entry(system, folder, args)
+    assert entry["student_seconds"] == 100.0 and entry["teach_seconds"] == 40.5
+    assert entry["train_seconds"] == pytest.approx(140.5) and entry["teach_tweets"] == 7
+    summary.write_text(json.dumps({"complete": False, "counts": {"seconds": 1.0}}), encoding="utf8")
+    with pytest.raises(bench.UsageError, match="not complete"):
+        bench.reuse_entry(system, folder, args)
+    assert bench.teacher_passes(argparse.Namespace(teacher_pass=[f"{system}={tmp_path / 'nope.json'}"])) == {}
+    with pytest.raises(bench.UsageError, match="SYSTEM=FILE"):
+        bench.teacher_passes(argparse.Namespace(teacher_pass=[system]))
+    plan = argparse.Namespace(reused={})
+    assert "spacy project run distill" in bench.skip_reason(system, plan, args)
+    assert bench.skip_reason("twitter_bilstm_ner:fast", plan, args) is None

@@ -43,7 +43,7 @@ def _set(config, dotted: str, value) -> None:
     *parents, leaf = dotted.split(".")
     for key in parents:
         section = section[key]
-    assert leaf in section, f"{dotted} is not in configs/fast.cfg any more"
+    assert leaf in section, f"{dotted} is not in configs/default.cfg any more"
     section[leaf] = value
 
 
@@ -64,9 +64,12 @@ def make_project(dest: Path, *, checked_raw_tweets: bool = False) -> Path:
             if asset.get("dest") == "assets/raw_tweets/tweets.txt":
                 asset.pop("sha256")
         srsly.write_yaml(dest / "project.yml", project)
-    config = spacy.util.load_config(ROOT / "configs" / "fast.cfg", interpolate=False)
+    # the default config, which can distil: here, without a teacher pass, on the gold tweets alone
+    config = spacy.util.load_config(ROOT / "configs" / "default.cfg", interpolate=False)
+    assert config["corpora"]["train"]["@readers"] == "spacy_twitter_ner.DistillCorpus.v1"
+    assert config["paths"]["silver"] is None
     for dotted, value in {
-        "training.max_epochs": 3,
+        "training.max_steps": 20,  # streamed (max_epochs = -1), as the config has it
         "training.eval_frequency": 10,
         "training.patience": 0,
         "training.batcher.size": 4,  # 40 tweets: 10 steps an epoch, evaluated at steps 0, 10, 20

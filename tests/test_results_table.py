@@ -183,8 +183,8 @@ def test_peers_table_puts_ours_beside_the_baselines_and_published(tmp_path):
     peers = peers[:next((i for i, l in enumerate(peers) if not l.startswith("|")), len(peers))]
     assert peers == [
         "| the tutorial's BiLSTM (`configs/seed.cfg`), seed 0 | 31.0 | - | - |",
-        "| `twitter_bilstm_ner` accurate (MiniLM + Brown clusters + gazetteers), seed 0 | - | 40.5 | - |",
-        "| `twitter_bilstm_ner` accurate (MiniLM + Brown clusters + gazetteers), mean ± sd over 3 seeds | - | 40.2 ± 2.0 (min 38.0) | - |",
+        "| `twitter_bilstm_ner` accurate (fine-tuned MiniLM + Brown clusters + gazetteers), seed 0 | - | 40.5 | - |",
+        "| `twitter_bilstm_ner` accurate (fine-tuned MiniLM + Brown clusters + gazetteers), mean ± sd over 3 seeds | - | 40.2 ± 2.0 (min 38.0) | - |",
         "| CRF, word-shape + context features (sklearn-crfsuite) | - | 27.9 | - |",
         "| spaCy 3.8 `ner`, efficiency config | - | 25.0 | - |",
         "| _published:_ Shared-task winner | - | 52.41 | 41.86 |",

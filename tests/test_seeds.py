@@ -265,3 +265,28 @@ def test_train_script_builds_the_project_train_line(monkeypatch, tmp_path):
                    "--system.seed", "1", "--gpu-id", "-1", "--training.max_epochs", "3"]
     with pytest.raises(SystemExit):
         train.build(["wnut16", "nope"])
+
+
+def test_silver_is_passed_only_after_a_finished_teacher_pass(commands, tmp_path):
+    """configs/default.cfg can distil: the project passes assets/silver/<corpus> once a teacher
+    pass finished there, and trains on gold alone before (no error); an explicit override wins."""
+    import json
+
+    paths = commands.project_paths("mine", "default", root=tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "default.cfg").write_text((ROOT / "configs" / "default.cfg").read_text())
+    assert "silver" in commands.used_paths(paths.config)
+    assert "--paths.silver" not in commands.project_train_command(paths)
+    paths.silver.mkdir(parents=True)
+    summary = paths.silver / commands.TEACH_SUMMARY
+    summary.write_text(json.dumps({"complete": False}))
+    assert "--paths.silver" not in commands.project_train_command(paths)  # unfinished
+    summary.write_text(json.dumps({"complete": True}))
+    cmd = commands.project_train_command(paths)
+    assert cmd[cmd.index("--paths.silver") + 1] == str(paths.silver)
+    mine = commands.project_train_command(paths, overrides=["--paths.silver", "elsewhere"])
+    assert mine.count("--paths.silver") == 1 and mine[-1] == "elsewhere"
+    # a config without [paths] silver never gets it
+    fast = commands.project_paths("mine", "fast", root=tmp_path)
+    (tmp_path / "configs" / "fast.cfg").write_text((ROOT / "configs" / "fast.cfg").read_text())
+    assert "--paths.silver" not in commands.project_train_command(fast)

@@ -1,6 +1,7 @@
 """``spacy_twitter_ner.TokenFeatures.v1``: one input row per token, ``width`` wide.
 
-    docs -> knowledge sub-layers (frozen: static vectors, a transformer, gazetteer flags, ...)
+    docs -> knowledge sub-layers (static vectors, a transformer, gazetteer flags, ...: frozen,
+            except a fine-tuned transformer, whose columns of the gradient are passed back)
          -> TokenFeaturizer (torch: word embedding over the normalised form, char CNN, shape
             embedding, the knowledge rows; projected to ``width``)
 
@@ -93,23 +94,45 @@ def knowledge_layers(model: Model) -> List[Model]:
 
 
 def features_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Ragged, Callable]:
-    extra = _knowledge_rows(model, docs, is_train)
-    Y, backprop_embed = model.get_ref("embed")((docs, extra), is_train)
+    extra, backprop_sources = _knowledge_rows(model, docs, is_train)
+    Y, backprop_embed = model.get_ref("embed")((docs, extra, backprop_sources is not None), is_train)
 
     def backprop(dY: Ragged) -> List[Doc]:
-        backprop_embed(dY)
+        d_extra = backprop_embed(dY)
+        if backprop_sources is not None and d_extra is not None:
+            backprop_sources(d_extra)
         return docs
 
     return Y, backprop
 
 
-def _knowledge_rows(model: Model, docs: List[Doc], is_train: bool) -> Optional[numpy.ndarray]:
-    """The frozen sources' rows side by side (never updated: their backprop is not called)."""
+def _knowledge_rows(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Optional[numpy.ndarray], Optional[Callable]]:
+    """The sources' rows side by side, and (in training, when some source trains, such as a
+    fine-tuned transformer) the callback that hands each trainable source its columns of the
+    gradient. Frozen sources' backprop is never called."""
     sources = knowledge_layers(model)
     if not sources or not any(len(doc) for doc in docs):
-        return None
-    parts = [model.ops.to_numpy(source(docs, is_train)[0]).astype("float32") for source in sources]
-    return numpy.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        return None, None
+    parts: List[numpy.ndarray] = []
+    trainable: List[Tuple[int, int, Callable]] = []
+    start = 0
+    for source in sources:
+        rows, backprop_rows = source(docs, is_train)
+        rows = model.ops.to_numpy(rows).astype("float32")
+        if is_train and source.attrs.get("trainable"):
+            trainable.append((start, start + rows.shape[1], backprop_rows))
+        start += rows.shape[1]
+        parts.append(rows)
+    extra = numpy.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    if not trainable:
+        return extra, None
+
+    def backprop_sources(d_extra: Any) -> None:
+        d_extra = model.ops.asarray2f(d_extra)
+        for lo, hi, backprop_rows in trainable:
+            backprop_rows(model.ops.xp.ascontiguousarray(d_extra[:, lo:hi]))
+
+    return extra, backprop_sources
 
 
 def _init_features(model: Model, X: Optional[List[Doc]] = None, Y: Any = None, *, module: TokenFeaturizer) -> None:
@@ -144,15 +167,24 @@ class _TableCache:
                 self._words = words
             return self._table
 
-    def to_tensors(self, model: Model, X: Tuple[List[Doc], Optional[numpy.ndarray]], is_train: bool):
-        docs, extra = X
+    def to_tensors(self, model: Model, X: Tuple[List[Doc], Optional[numpy.ndarray], bool], is_train: bool):
+        """``X``: the docs, the knowledge rows, and whether their gradient is wanted (some
+        source trains); the backprop returns that gradient (or None)."""
+        docs, extra, extra_grad = X
         device = model.shims[0].device
         words, chars, char_index, shapes, _ = self.table(model.attrs["words"]).featurize_batch(docs)
         ids = [torch.from_numpy(a).to(device) for a in (words, chars, char_index, shapes)]
         if extra is None:
             extra = numpy.zeros((len(words), 0), dtype="float32")
-        args = (*ids, torch.from_numpy(extra).to(device))
-        return ArgsKwargs(args=args, kwargs={"is_train": is_train}), lambda d_inputs: X
+        extra_t = torch.from_numpy(extra).to(device)
+        if is_train and extra_grad:
+            extra_t.requires_grad_(True)
+
+        def backprop(d_inputs: ArgsKwargs) -> Any:
+            grad = d_inputs.args[4]
+            return torch2xp(grad) if grad is not None else None
+
+        return ArgsKwargs(args=(*ids, extra_t), kwargs={"is_train": is_train}), backprop
 
     def __deepcopy__(self, memo: dict) -> "_TableCache":
         return _TableCache(self.lower, self.max_chars, self.n_chars)
@@ -165,7 +197,7 @@ class _TableCache:
 
 
 def _tensor_to_ragged(model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool):
-    (docs, _), Ytorch = X_Ytorch
+    (docs, *_), Ytorch = X_Ytorch
     Y = Ragged(torch2xp(Ytorch), model.ops.asarray1i([len(doc) for doc in docs]))
 
     def backprop(dY: Ragged) -> ArgsKwargs:

@@ -10,7 +10,7 @@ when the encoder is first used, so building a pipeline from a config is cheap.
 import contextlib
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -307,13 +307,29 @@ class TransformerEncoder:
         return Y
 
     def _encode(self, docs: List[Doc]) -> numpy.ndarray:
-        lengths = [len(doc) for doc in docs]
-        total = sum(lengths)
+        total, batches = self.plan(docs)
         if total == 0:
             return numpy.zeros((0, self.nO), dtype="float32")
         loaded = self.load()
-        torch = loaded["torch"]
-        device = loaded["device"]
+        torch, device = loaded["torch"], loaded["device"]
+        with torch.no_grad():
+            out = run_subword_batches(loaded["model"], self.layers, batches, total, self.nO, device)
+        if out.device.type == "cpu":
+            return out.numpy()
+        from thinc.api import torch2xp
+
+        return torch2xp(out)
+
+    def plan(self, docs: Sequence[Doc]) -> Tuple[int, List["SubwordBatch"]]:
+        """What the encoder runs for ``docs``: their token count and the padded sub-word
+        batches (numpy), each knowing which output row every token's first sub-word fills.
+        Needs only the tokenizer."""
+        docs = list(docs)
+        lengths = [len(doc) for doc in docs]
+        total = sum(lengths)
+        if total == 0:
+            return 0, []
+        loaded = self.load()
         offsets = numpy.cumsum([0] + lengths[:-1])
         nonempty = [i for i, n in enumerate(lengths) if n]
         words = [[word_key(t.text, lower=False) for t in docs[i]] for i in nonempty]
@@ -341,39 +357,68 @@ class TransformerEncoder:
                     first_pos[lo:hi] - start + n_prefix,
                     first_word[lo:hi] + offsets[doc_i],
                 ))
-        out = torch.zeros((total, self.nO), dtype=torch.float32, device=device)
         # longest first: batches of similar lengths waste little on padding
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))
-        model = loaded["model"]
         pad_id = loaded["pad_id"]
-        with torch.no_grad():
-            for b in range(0, len(order), self.batch_size):
-                batch = [windows[i] for i in order[b : b + self.batch_size]]
-                width = len(batch[0][0])
-                input_ids = numpy.full((len(batch), width), pad_id, dtype="int64")
-                mask = numpy.zeros((len(batch), width), dtype="int64")
-                for j, (ids, _, _) in enumerate(batch):
-                    input_ids[j, : len(ids)] = ids
-                    mask[j, : len(ids)] = 1
-                result = model(
-                    input_ids=torch.from_numpy(input_ids).to(device),
-                    attention_mask=torch.from_numpy(mask).to(device),
-                    output_hidden_states=True,
-                    return_dict=True,
-                )
-                states = result.hidden_states
-                hidden = torch.cat([states[i] for i in self.layers], dim=-1)
-                batch_idx = numpy.concatenate([numpy.full(len(pos), j) for j, (_, pos, _) in enumerate(batch)])
-                positions = numpy.concatenate([pos for _, pos, _ in batch])
-                rows = numpy.concatenate([r for _, _, r in batch])
-                out[torch.from_numpy(rows).to(device)] = hidden[
-                    torch.from_numpy(batch_idx).to(device), torch.from_numpy(positions).to(device)
-                ].float()
-        if out.device.type == "cpu":
-            return out.numpy()
-        from thinc.api import torch2xp
+        batches: List[SubwordBatch] = []
+        for b in range(0, len(order), self.batch_size):
+            batch = [windows[i] for i in order[b : b + self.batch_size]]
+            width = len(batch[0][0])
+            input_ids = numpy.full((len(batch), width), pad_id, dtype="int64")
+            mask = numpy.zeros((len(batch), width), dtype="int64")
+            for j, (ids, _, _) in enumerate(batch):
+                input_ids[j, : len(ids)] = ids
+                mask[j, : len(ids)] = 1
+            batches.append(SubwordBatch(
+                input_ids=input_ids,
+                mask=mask,
+                window=numpy.concatenate([numpy.full(len(pos), j) for j, (_, pos, _) in enumerate(batch)]),
+                position=numpy.concatenate([pos for _, pos, _ in batch]),
+                row=numpy.concatenate([r for _, _, r in batch]),
+            ))
+        return total, batches
 
-        return torch2xp(out)
+    def take_model(self) -> Any:
+        """Load, then hand over the Hugging Face model and forget it: a fine-tuned layer owns
+        (and trains) the model, while this encoder keeps only the tokenizer to plan batches."""
+        loaded = self.load()
+        model = loaded.pop("model", None)
+        if model is None:
+            raise ValueError(f"The encoder {self.name!r} has already given its model away")
+        return model
+
+
+class SubwordBatch(NamedTuple):
+    """Padded sub-word windows and, for each token read from them, its window, its position
+    in that window and the output row it fills."""
+
+    input_ids: numpy.ndarray
+    mask: numpy.ndarray
+    window: numpy.ndarray
+    position: numpy.ndarray
+    row: numpy.ndarray
+
+
+def run_subword_batches(hf_model: Any, layers: Sequence[int], batches: Sequence[SubwordBatch], total: int, nO: int, device: Any) -> Any:
+    """(total, nO) torch rows: each token gets its first sub-word's hidden states in
+    ``layers``; tokens without a sub-word get zeros. Differentiable when ``hf_model`` has
+    trainable parameters (outside ``torch.no_grad``)."""
+    import torch
+
+    out = torch.zeros((total, nO), dtype=torch.float32, device=device)
+    for batch in batches:
+        result = hf_model(
+            input_ids=torch.from_numpy(batch.input_ids).to(device),
+            attention_mask=torch.from_numpy(batch.mask).to(device),
+            output_hidden_states=True,
+            return_dict=True,
+        )
+        states = result.hidden_states
+        hidden = torch.cat([states[i] for i in layers], dim=-1)
+        window = torch.from_numpy(batch.window).to(device)
+        position = torch.from_numpy(batch.position).to(device)
+        out = out.index_put((torch.from_numpy(batch.row).to(device),), hidden[window, position].float())
+    return out
 
 
 def _windows(n: int, size: int) -> Iterator[Tuple[int, int, int, int]]:
