@@ -299,10 +299,13 @@ class TwitterBiLSTMNER(TrainablePipe):
         of its tags."""
         tags = self.tags
         for doc, (path, probs) in zip(docs, preds):
+            if not numpy.any(path):  # all O: most tweets; no span conversion needed
+                doc.ents = []
+                continue
             spans = tags_to_spans(doc, [tags[i] for i in path])
-            chosen = probs[numpy.arange(len(path)), path] if len(path) else probs[:0, 0]
+            chosen = probs[numpy.arange(len(path)), path]
             for span in spans:
-                span._.score = float(numpy.mean(chosen[span.start : span.end]))
+                span._.score = float(chosen[span.start : span.end].mean())
             doc.ents = spans
 
     def tag_probabilities(self, docs: Union[Doc, Iterable[Doc]]) -> List[numpy.ndarray]:
