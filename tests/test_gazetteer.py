@@ -125,6 +125,25 @@ def test_empty_inputs():
     assert GazetteerMatcher({}, max_len=6).flags(["x"]).shape == (1, 0)
 
 
+def test_batch_flags_equal_per_doc_flags_and_never_cross_docs():
+    """The batch path (distinct strings once, Python only where a phrase may start) gives what
+    ``flags`` gives doc by doc; a phrase split over two docs is no match."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    m = GazetteerMatcher({"loc": ["new york", "new york city", "york"], "team": ["ny knicks", "knicks"]}, max_len=6)
+    texts = ["I love New York City", "ny knicks at New", "York city", "", "#Knicks win in new york"]
+    docs = [nlp(t) for t in texts]
+    want = numpy.concatenate([m.flags([t.text for t in doc]) for doc in docs if len(doc)])
+    got = m.batch_flags(docs)
+    assert got.shape == want.shape and got.tolist() == want.tolist()
+    # "New" ends doc 1 and "York city" starts doc 2: no "new york" across them
+    new_at_end_of_doc1 = len(docs[0]) + len(docs[1]) - 1
+    assert docs[1][-1].text == "New" and got[new_at_end_of_doc1].sum() == 0
+    assert got[:, 0].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1]
+    assert m.doc_flags(docs[2]).tolist() == m.flags(["York", "city"]).tolist()
+
+
 # ---------------------------------------------------------------------------------------------
 # inside the component
 
