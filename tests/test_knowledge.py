@@ -426,6 +426,24 @@ def test_distill_writes_loadable_vectors(tmp_path, distill):
     assert Y[2].sum() == 0
 
 
+def test_distill_optional_raw_is_used_when_present_and_named_when_missing(tmp_path, distill, capsys):
+    pytest.importorskip("transformers")
+    if not HAS_MINILM:
+        pytest.skip(f"{MINILM_PACKAGE} is not installed")
+    raw = tmp_path / "tweets.txt"
+    raw.write_text("the cat sat on the mat\nthe cat sat again\n", encoding="utf8")
+    more = tmp_path / "tweeteval.txt"
+    more.write_text("paris paris london london\n", encoding="utf8")
+    args = ["--raw", str(raw), "--max-words", "50", "--dims", "4", "--min-count", "2", "--threads", "1"]
+    assert distill.main([str(tmp_path / "with"), *args, "--optional-raw", str(more)]) == 0
+    assert spacy.load(tmp_path / "with").vocab.has_vector("paris")
+    missing = tmp_path / "nowhere.txt"
+    assert distill.main([str(tmp_path / "without"), *args, "--optional-raw", str(missing)]) == 0
+    assert str(missing) in capsys.readouterr().out
+    without = spacy.load(tmp_path / "without")
+    assert without.vocab.has_vector("cat") and not without.vocab.has_vector("paris")
+
+
 def test_distill_rejects_too_many_dims(tmp_path, distill):
     X = numpy.random.RandomState(0).rand(5, 10).astype("float32")
     reduced, mean, comps, ratio = distill.pca(X, 3)
