@@ -174,3 +174,23 @@ def test_bilstm_gradients_reach_the_inputs():
     module(tokens, lengths, is_train=True).sum().backward()
     assert tokens.grad is not None and tokens.grad.shape == tokens.shape
     assert (tokens.grad.abs().sum(dim=1) > 0).all()
+
+
+def test_word_dropout_replaces_words_by_unk_in_training_only():
+    from spacy_twitter_ner.models import lexical, torch_modules
+
+    assert torch_modules.UNK_ID == lexical.UNK_ID
+    module = featurizer(word_dropout=0.5, char_filters=0, shape_dim=0, n_extra=0, word_dim=6, width=6)
+    words = torch.arange(2, 20).repeat(50)  # 900 tokens, no <PAD>/<UNK>
+    unk_row = module.word_embed.weight[torch_modules.UNK_ID]
+    args = (torch.zeros((0, 1), dtype=torch.long), torch.zeros((900,), dtype=torch.long),
+            torch.zeros((900,), dtype=torch.long), torch.zeros((900, 0)))
+    torch.manual_seed(1)
+    trained = module(words, *args, is_train=True)
+    replaced = (trained == unk_row).all(dim=1)
+    assert 0.4 < replaced.float().mean() < 0.6
+    kept = ~replaced
+    assert torch.equal(trained[kept], module.word_embed(words)[kept])
+    assert torch.equal(module(words, *args, is_train=False), module.word_embed(words))
+    with pytest.raises(ValueError, match="word_dropout"):
+        featurizer(word_dropout=1.0)

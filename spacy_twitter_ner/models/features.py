@@ -48,10 +48,12 @@ def build_token_features(
     gazetteer_lists: Sequence[str] = (),
     gazetteer_max_len: int = 6,
     knowledge: Sequence[Model[List[Doc], Floats2d]] = (),
+    word_dropout: float = 0.0,
 ) -> Model[List[Doc], Ragged]:
     """Word, char CNN and shape embeddings plus frozen knowledge rows (``pretrained``, the
     gazetteer lists in ``gazetteer_dir``, and any ``knowledge`` layers: each a model giving one
-    row per token, its width in ``nO``); set a size to 0 to switch a part off."""
+    row per token, its width in ``nO``); set a size to 0 to switch a part off. ``word_dropout``:
+    the share of training tokens whose word embedding is replaced by ``<UNK>``'s."""
     sources: List[Model] = [m for m in (pretrained,) if m is not None] + list(knowledge)
     if gazetteer_lists:
         sources.append(build_gazetteer_features(gazetteer_dir, gazetteer_lists, gazetteer_max_len))
@@ -59,6 +61,7 @@ def build_token_features(
         width=width, n_words=2, word_dim=word_dim, n_chars=n_chars, char_dim=char_dim,
         char_filters=char_filters, char_window=char_window, n_shapes=len(SHAPES),
         shape_dim=shape_dim, n_extra=sum(m.get_dim("nO") for m in sources), dropout=dropout,
+        word_dropout=word_dropout,
     )
     tables = _TableCache(lower, max_chars, n_chars)
     embed = PyTorchWrapper_v3(
