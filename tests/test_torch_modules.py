@@ -132,6 +132,23 @@ def test_bilstm_packed_batch_equals_each_sequence_alone(depth):
     torch.testing.assert_close(batch, alone, rtol=0, atol=1e-6)
 
 
+def test_bilstm_packing_matches_torch_pack_sequence():
+    """The one-go index layout (torch_modules.packing) is what pack_sequence(enforce_sorted=False)
+    builds: same packed data and batch sizes, and the way back restores the flat token order."""
+    from torch.nn.utils.rnn import pack_sequence
+
+    from spacy_twitter_ner.models.torch_modules import packing
+
+    lengths = [3, 0, 7, 1, 4, 0, 7, 2]
+    tokens = tokens_for(lengths)
+    to_packed, from_packed, batch_sizes, sorted_idx, unsorted_idx = packing(lengths, tokens.device)
+    want = pack_sequence([s for s in torch.split(tokens, lengths) if len(s)], enforce_sorted=False)
+    assert torch.equal(batch_sizes, want.batch_sizes)
+    assert torch.equal(sorted_idx, want.sorted_indices) and torch.equal(unsorted_idx, want.unsorted_indices)
+    assert torch.equal(tokens.index_select(0, to_packed), want.data)
+    assert torch.equal(tokens.index_select(0, to_packed).index_select(0, from_packed), tokens)
+
+
 def test_bilstm_depth_2_is_two_stacked_bidirectional_layers():
     module = bilstm(depth=2)
     assert len(module.layers) == 2
@@ -194,3 +211,28 @@ def test_word_dropout_replaces_words_by_unk_in_training_only():
     assert torch.equal(module(words, *args, is_train=False), module.word_embed(words))
     with pytest.raises(ValueError, match="word_dropout"):
         featurizer(word_dropout=1.0)
+
+
+def test_sparse_projection_of_binary_columns_equals_the_dense_one():
+    """At prediction, binary extra columns are projected as a sum of weight columns: the same
+    output as the dense projection (training keeps the dense one)."""
+    n_extra = 9
+    dense = featurizer(n_extra=n_extra)
+    sparse = featurizer(n_extra=n_extra, binary_extra=[(2, 5), (6, 9)])
+    sparse.load_state_dict(dense.state_dict())
+    words, chars, index, shapes, _ = featurizer_inputs(n_tokens=7)
+    g = torch.Generator().manual_seed(3)
+    extra = torch.rand((7, n_extra), generator=g)
+    flags = (torch.rand((7, 7), generator=g) < 0.3).float()
+    extra[:, 2:5], extra[:, 6:9] = flags[:, :3], flags[:, 3:6]
+    extra[4, [2, 3, 4, 6, 7, 8]] = 0.0  # a token without any flag
+    with torch.no_grad():
+        want = dense(words, chars, index, shapes, extra)
+        got = sparse(words, chars, index, shapes, extra)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    # training: the dense product, so gradients reach every weight column as before
+    out = sparse(words, chars, index, shapes, extra, is_train=True)
+    out.sum().backward()
+    assert sparse.project.weight.grad is not None
+    with pytest.raises(ValueError, match="outside"):
+        featurizer(n_extra=2, binary_extra=[(1, 3)])

@@ -21,6 +21,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, Ragged, torch2xp, xp2torch
 from thinc.types import Floats2d
 
+from .knowledge import BINARY_ROWS
 from .knowledge.gazetteer import build_gazetteer_features
 from .lexical import PAD, SHAPES, UNK, LexicalTable, build_vocab, word_key
 from .torch_modules import TokenFeaturizer
@@ -61,7 +62,7 @@ def build_token_features(
         width=width, n_words=2, word_dim=word_dim, n_chars=n_chars, char_dim=char_dim,
         char_filters=char_filters, char_window=char_window, n_shapes=len(SHAPES),
         shape_dim=shape_dim, n_extra=sum(m.get_dim("nO") for m in sources), dropout=dropout,
-        word_dropout=word_dropout,
+        word_dropout=word_dropout, binary_extra=binary_columns(sources),
     )
     tables = _TableCache(lower, max_chars, n_chars)
     embed = PyTorchWrapper_v3(
@@ -89,6 +90,18 @@ def knowledge_list(*sources: Model[List[Doc], Floats2d]) -> List[Model[List[Doc]
     """``TokenFeatures.v1``'s ``knowledge`` in a config: one ``[...knowledge.*.NAME]`` block per
     source, concatenated in block order (a config cannot hold a plain list of models)."""
     return list(sources)
+
+
+def binary_columns(sources: Sequence[Model]) -> List[Tuple[int, int]]:
+    """(start, end) columns of the concatenated knowledge rows that come from sources of 0/1
+    flags (``attrs[BINARY_ROWS]``), in concatenation order."""
+    ranges, start = [], 0
+    for source in sources:
+        width = source.get_dim("nO")
+        if source.attrs.get(BINARY_ROWS):
+            ranges.append((start, start + width))
+        start += width
+    return ranges
 
 
 def knowledge_layers(model: Model) -> List[Model]:

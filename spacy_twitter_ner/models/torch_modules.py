@@ -5,12 +5,13 @@ Tokens arrive flat (all tokens of a batch of tweets one after the other, thinc's
 layout), so no computation is spent on padding except inside the BiLSTM, which is given packed
 sequences.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 # Dropout here depends on the explicit ``is_train`` argument of ``forward``, never on the
 # module's train/eval mode: thinc's PyTorchShim.predict flips that mode on the one shared module
@@ -29,6 +30,11 @@ class TokenFeaturizer(nn.Module):
     ``word_dropout``: in training, each token's word id becomes ``<UNK>`` with this probability,
     so the model learns to tag a word it has no embedding for from its characters, knowledge rows
     and context (Lample et al. 2016); names unseen in training are what Twitter NER misses most.
+
+    ``binary_extra``: (start, end) column ranges of ``extra`` that hold 0/1 flags, mostly zeros
+    (gazetteer flags, cluster one-hots). At prediction their part of the projection is a sum of
+    the weight columns of the flags that are set (``embedding_bag``) instead of a dense product
+    over hundreds of zeros; training keeps the dense product (same parameters, same result).
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class TokenFeaturizer(nn.Module):
         n_extra: int,
         dropout: float,
         word_dropout: float = 0.0,
+        binary_extra: Sequence[Tuple[int, int]] = (),
     ) -> None:
         super().__init__()
         if not 0.0 <= word_dropout < 1.0:
@@ -66,6 +73,18 @@ class TokenFeaturizer(nn.Module):
             raise ValueError("TokenFeaturizer: every feature is switched off (all sizes are 0)")
         self.project = nn.Linear(total, width) if total != width else None
         self.dropout = dropout
+        binary = numpy.zeros(n_extra, dtype=bool)
+        for lo, hi in binary_extra:
+            if not 0 <= lo <= hi <= n_extra:
+                raise ValueError(f"TokenFeaturizer: binary_extra range ({lo}, {hi}) is outside the {n_extra} extra columns")
+            binary[lo:hi] = True
+        # (dense columns of the projection input, binary ones), as column indices of extra and
+        # of the whole input; plain arrays, not buffers: nothing new in a saved model
+        n_base = total - n_extra
+        self._binary_extra = numpy.flatnonzero(binary)
+        self._dense_extra = numpy.flatnonzero(~binary)
+        self._dense_input = numpy.concatenate([numpy.arange(n_base), n_base + self._dense_extra])
+        self._index_cache: Optional[Tuple[torch.device, Tuple[torch.Tensor, ...]]] = None
 
     def resize_words(self, n_words: int) -> None:
         """The word vocabulary is only known after reading the training data (initialize)."""
@@ -100,6 +119,8 @@ class TokenFeaturizer(nn.Module):
             parts.append(pooled.index_select(0, char_index))
         if self.shape_embed is not None:
             parts.append(self.shape_embed(shape_ids))
+        if self.project is not None and len(self._binary_extra) and not is_train:
+            return self._project_sparse(parts, extra)
         if self.n_extra:
             parts.append(extra)
         out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
@@ -107,6 +128,30 @@ class TokenFeaturizer(nn.Module):
         if self.project is not None:
             out = self.project(out)
         return out
+
+    def _project_sparse(self, parts: List[torch.Tensor], extra: torch.Tensor) -> torch.Tensor:
+        """``project(cat(parts + [extra]))`` with the binary columns of ``extra`` summed as the
+        weight columns of their set flags (prediction only: no dropout)."""
+        dense_extra, binary_extra, dense_input, binary_input = self._indices(extra.device)
+        weight = self.project.weight
+        dense = torch.cat([*parts, extra.index_select(1, dense_extra)], dim=1)
+        out = F.linear(dense, weight.index_select(1, dense_input), self.project.bias)
+        flags = extra.index_select(1, binary_extra)
+        rows, cols = flags.nonzero(as_tuple=True)
+        if len(rows):
+            offsets = torch.zeros(flags.shape[0], dtype=torch.long, device=extra.device)
+            offsets[1:] = torch.cumsum(torch.bincount(rows, minlength=flags.shape[0]), 0)[:-1]
+            out = out + F.embedding_bag(cols, weight.index_select(1, binary_input).t(), offsets,
+                                        mode="sum", per_sample_weights=flags[rows, cols])
+        return out
+
+    def _indices(self, device: torch.device) -> Tuple[torch.Tensor, ...]:
+        cached = self._index_cache
+        if cached is None or cached[0] != device:
+            n_base = len(self._dense_input) - len(self._dense_extra)
+            arrays = (self._dense_extra, self._binary_extra, self._dense_input, n_base + self._binary_extra)
+            cached = self._index_cache = (device, tuple(torch.from_numpy(a).long().to(device) for a in arrays))
+        return cached[1]
 
 
 class BiLSTM(nn.Module):
@@ -127,13 +172,37 @@ class BiLSTM(nn.Module):
         lengths = [int(n) for n in lengths]
         if tokens.shape[0] == 0:
             return tokens.new_zeros((0, self.n_out))
-        nonempty = [n for n in lengths if n]
+        to_packed, from_packed, batch_sizes, sorted_idx, unsorted_idx = packing(lengths, tokens.device)
         out = F.dropout(tokens, self.dropout, training=is_train)
-        seqs: List[torch.Tensor] = [s for s in torch.split(out, lengths) if s.shape[0]]
+        data = out.index_select(0, to_packed)
         for i, lstm in enumerate(self.layers):
             if i:
-                seqs = [F.dropout(s, self.dropout, training=is_train) for s in seqs]
-            packed, _ = lstm(pack_sequence(seqs, enforce_sorted=False))
-            padded, _ = pad_packed_sequence(packed, batch_first=True)  # (docs, max_len, 2*hidden)
-            seqs = [padded[j, :n] for j, n in enumerate(nonempty)]
-        return F.dropout(torch.cat(seqs), self.dropout, training=is_train)
+                data = F.dropout(data, self.dropout, training=is_train)
+            packed, _ = lstm(PackedSequence(data, batch_sizes, sorted_idx, unsorted_idx))
+            data = packed.data
+        return F.dropout(data.index_select(0, from_packed), self.dropout, training=is_train)
+
+
+def packing(lengths: Sequence[int], device: torch.device):
+    """How the flat tokens of sequences of ``lengths`` (empty ones allowed) map to an LSTM's
+    packed layout (time step by time step, longest sequence first), computed in one go rather
+    than by padding and slicing each sequence: (flat -> packed gather index, packed -> flat
+    gather index, batch_sizes, sorted_indices, unsorted_indices), as ``pack_sequence``
+    with ``enforce_sorted=False`` would lay them out."""
+    lengths_np = numpy.asarray(lengths, dtype="int64")
+    starts = numpy.concatenate([[0], numpy.cumsum(lengths_np)[:-1]])
+    nonempty = numpy.flatnonzero(lengths_np)
+    order = nonempty[numpy.argsort(-lengths_np[nonempty], kind="stable")]
+    sorted_lengths = lengths_np[order]
+    steps = numpy.arange(int(sorted_lengths[0]))
+    present = sorted_lengths[None, :] > steps[:, None]  # (time, sorted sequence)
+    to_packed = (starts[order][None, :] + steps[:, None])[present]
+    from_packed = numpy.empty_like(to_packed)
+    from_packed[to_packed] = numpy.arange(len(to_packed))  # every token is in one packed row
+    batch_sizes = torch.from_numpy(present.sum(axis=1))
+    sorted_idx = torch.from_numpy(numpy.argsort(-lengths_np[nonempty], kind="stable")).to(device)
+    unsorted_idx = torch.empty_like(sorted_idx)
+    unsorted_idx[sorted_idx] = torch.arange(len(sorted_idx), device=device)
+    return (torch.from_numpy(to_packed).to(device), torch.from_numpy(from_packed).to(device),
+            batch_sizes, sorted_idx, unsorted_idx)
+

@@ -18,6 +18,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..lexical import MAX_CACHED_ROWS as MAX_CACHED_KEYS, word_key
+from . import BINARY_ROWS
 
 
 def load_lists(folder: Path, names: Sequence[str]) -> Dict[str, List[str]]:
@@ -115,7 +116,7 @@ def build_gazetteer_features(folder: Optional[str], names: Sequence[str], max_le
         functools.partial(_gazetteer_forward, matchers),
         init=_init_gazetteer,
         dims={"nO": 2 * len(names)},
-        attrs={"dir": folder, "lists": list(names), "entries": {}},
+        attrs={"dir": folder, "lists": list(names), "entries": {}, BINARY_ROWS: True},
     )
 
 

@@ -36,6 +36,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ...normalize import URL, USR, twitter_norm
+from . import BINARY_ROWS
 
 __all__ = ["LOOKUPS_PACKAGE", "build_lexeme_clusters", "load_lexeme_table", "LexemeTable"]
 
@@ -96,6 +97,7 @@ def build_lexeme_clusters(
             "index": [],  # per prefix length, the prefix values that have their own column
             "other": [],  # per prefix length, whether the last column takes the other prefixes
             "prob_range": [],  # [lowest, highest] log-probability of the table
+            BINARY_ROWS: True,  # one-hots
         },
     )
 

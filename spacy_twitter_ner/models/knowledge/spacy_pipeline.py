@@ -31,6 +31,8 @@ from thinc.api import Model
 from thinc.types import Floats2d
 from thinc.util import to_numpy
 
+from . import BINARY_ROWS
+
 __all__ = [
     "MOORING_PACKAGE",
     "UPOS",
@@ -269,6 +271,7 @@ def build_spacy_pipeline_features(
             "batch_size": int(batch_size),
             "exclude": exclude,
             "cache_in_training": bool(cache_in_training),
+            BINARY_ROWS: not tok2vec,  # one-hots, unless the dense tok2vec rows are appended
         },
     )
 
