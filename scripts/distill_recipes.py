@@ -1,0 +1,147 @@
+"""Student recipes for distillation, compared on dev (project.yml's `distill-recipes` command):
+the same teacher pass, the same seed, one change at a time.
+
+    python scripts/distill_recipes.py CORPUS [--recipes clusters previous ...] [--seed 0] [--force]
+
+Each recipe is a set of settings applied to configs/distilled.cfg (so the file itself can hold
+any of them; ``RECIPES`` below):
+
+* ``clusters``: Brown cluster one-hots (``LexemeClusters.v1``) + vectors from all 187k raw tweets;
+* ``previous``: the previous release's student: no clusters, vectors from tweets.txt only (34k);
+* ``no-clusters``: ``clusters`` without the clusters (isolates the vectors);
+* ``word-dropout``: ``clusters`` with ``word_dropout = 0.1``;
+* ``hard``: ``clusters`` trained on the teacher's entities (its Viterbi path) instead of its tag
+  distributions (``soft = false``).
+
+Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
+teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
+assets/vectors/<corpus>-minilm-256-34k (made here from tweets.txt when missing). Outputs:
+training/<corpus>-distilled-<recipe>/ (config, model, train.json), metrics/<corpus>-distilled-
+<recipe>-{dev,test}.json and the summary metrics/distill-recipes-<corpus>.json (dev and test F1
+and train time of each recipe; choose by dev). A recipe whose metric files exist is not trained
+again (--force retrains).
+"""
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import srsly
+from thinc.api import Config
+from wasabi import msg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from commands import evaluate_command, project_paths, train_command  # noqa: E402
+
+FEATURES = ("components", "twitter_bilstm_ner", "model", "features")
+CLUSTERS = {
+    "@architectures": "spacy_twitter_ner.LexemeClusters.v1",
+    "prefixes": [4, 6, 10],
+    "prob_buckets": 10,
+    "lower_fallback": True,
+    "max_prefixes": 256,
+}
+# name -> settings; vectors: "all" = assets/vectors/<corpus>-minilm-256, "34k" = from tweets.txt only
+RECIPES: Dict[str, Dict] = {
+    "clusters": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True},
+    "previous": {"clusters": False, "vectors": "34k", "word_dropout": 0.0, "soft": True},
+    "no-clusters": {"clusters": False, "vectors": "all", "word_dropout": 0.0, "soft": True},
+    "word-dropout": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True},
+    "hard": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": False},
+}
+
+
+def recipe_config(base: Config, settings: Dict) -> Config:
+    """``base`` (configs/distilled.cfg, uninterpolated) with a recipe's settings."""
+    cfg = Config().from_str(base.to_str(), interpolate=False)
+    feats = cfg
+    for key in FEATURES:
+        feats = feats[key]
+    knowledge = feats.get("knowledge")
+    if settings["clusters"]:
+        if knowledge is None:
+            knowledge = feats["knowledge"] = {"@architectures": "spacy_twitter_ner.KnowledgeList.v1", "*": {}}
+        knowledge.setdefault("*", {})["clusters"] = dict(CLUSTERS)
+    elif knowledge is not None:
+        knowledge.get("*", {}).pop("clusters", None)
+        if not knowledge.get("*"):
+            del feats["knowledge"]
+    feats["word_dropout"] = settings["word_dropout"]
+    cfg["corpora"]["train"]["soft"] = settings["soft"]
+    return cfg
+
+
+def vectors_for(corpus: str, which: str) -> Path:
+    """The static vectors of a recipe; the 34k-tweet ones are made when missing."""
+    paths = project_paths(corpus, "distilled")
+    if which == "all":
+        if not paths.vectors.exists():
+            raise SystemExit(f"{paths.vectors} does not exist: run `spacy project run vectors . --vars.corpus {corpus}`")
+        return paths.vectors
+    path = paths.vectors.with_name(paths.vectors.name + "-34k")
+    if not path.exists():
+        run([sys.executable, "scripts/distill_vectors.py", str(path), "--corpora", f"assets/{corpus}/train.conll",
+             "--raw", "assets/raw_tweets/tweets.txt", "--dims", "256", "--max-words", "50000", "--min-count", "2"])
+    return path
+
+
+def run(cmd: List[str]) -> None:
+    msg.info(" ".join(cmd))
+    if subprocess.run(cmd).returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}")
+
+
+def f1(path: Path) -> Optional[float]:
+    return srsly.read_json(path).get("ents_f") if path.exists() else None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="retrain recipes whose metrics exist")
+    args = parser.parse_args(argv)
+    base_paths = project_paths(args.corpus, "distilled")
+    if not base_paths.silver.exists():
+        parser.error(f"{base_paths.silver} does not exist: run `spacy project run teach . --vars.corpus {args.corpus}` first")
+    base = Config().from_disk(base_paths.config, interpolate=False)
+    summary_path = Path("metrics") / f"distill-recipes-{args.corpus}.json"
+    summary = srsly.read_json(summary_path) if summary_path.exists() else {}
+    summary.update({"corpus": args.corpus, "seed": args.seed, "silver": str(base_paths.silver),
+                    "metric": "entity F1 of model-best (spaCy's scorer, gold tokens); choose by dev"})
+    results = summary.setdefault("recipes", {})
+    for name in args.recipes:
+        paths = project_paths(args.corpus, "distilled", suffix=f"-{name}")
+        if args.force or not paths.test_metrics.exists():
+            paths.output.mkdir(parents=True, exist_ok=True)
+            cfg_path = paths.output / "config.cfg"
+            recipe_config(base, RECIPES[name]).to_disk(cfg_path, interpolate=False)
+            cmd = train_command(cfg_path, paths.output, paths.train, paths.dev, seed=args.seed,
+                                vectors=vectors_for(args.corpus, RECIPES[name]["vectors"]),
+                                lexicons=paths.lexicons, train_log=paths.train_log, silver=paths.silver)
+            start = time.perf_counter()
+            run(cmd)
+            srsly.write_json(paths.output / "train.json", {"train_seconds": round(time.perf_counter() - start, 1)})
+            for data, target in ((paths.dev, paths.dev_metrics), (paths.test, paths.test_metrics)):
+                run(evaluate_command(paths.model, data, target))
+        timing = paths.output / "train.json"
+        results[name] = {
+            "settings": RECIPES[name],
+            "dev_f": f1(paths.dev_metrics),
+            "test_f": f1(paths.test_metrics),
+            "train_seconds": srsly.read_json(timing).get("train_seconds") if timing.exists() else None,
+        }
+        srsly.write_json(summary_path, summary)
+        msg.good(f"{name}: dev F1 {results[name]['dev_f']:.4f}, test F1 {results[name]['test_f']:.4f}")
+    best = max(results, key=lambda k: results[k]["dev_f"] or 0.0)
+    summary["best_on_dev"] = best
+    srsly.write_json(summary_path, summary)
+    msg.good(f"best on dev: {best} -> {summary_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

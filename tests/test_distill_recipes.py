@@ -1,0 +1,71 @@
+"""scripts/distill_recipes.py: each student recipe is configs/distilled.cfg with exactly its
+settings (clusters on/off, word dropout, soft or hard targets), and the recipe that
+configs/distilled.cfg holds is one of them."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from spacy.util import load_model_from_config
+from thinc.api import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+_spec = importlib.util.spec_from_file_location("distill_recipes", SCRIPTS / "distill_recipes.py")
+recipes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(recipes)
+
+BASE = Config().from_disk(ROOT / "configs" / "distilled.cfg", interpolate=False)
+
+
+def _features(cfg):
+    node = cfg
+    for key in recipes.FEATURES:
+        node = node[key]
+    return node
+
+
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_each_recipe_has_exactly_its_settings(name):
+    settings = recipes.RECIPES[name]
+    cfg = recipes.recipe_config(BASE, settings)
+    feats = _features(cfg)
+    has_clusters = "clusters" in (feats.get("knowledge") or {}).get("*", {})
+    assert has_clusters == settings["clusters"]
+    assert feats["word_dropout"] == settings["word_dropout"]
+    assert cfg["corpora"]["train"]["soft"] == settings["soft"]
+    # everything else is the base config's
+    rest = Config().from_str(cfg.to_str(), interpolate=False)
+    base = Config().from_str(BASE.to_str(), interpolate=False)
+    for c in (rest, base):
+        _features(c).pop("knowledge", None)
+        _features(c).pop("word_dropout", None)
+        c["corpora"]["train"].pop("soft")
+    assert rest == base
+
+
+def test_recipes_round_trip_and_build():
+    """Switching clusters off then on again gives the clusters recipe back, and the result is a
+    config spaCy can build (the block is a valid LexemeClusters.v1)."""
+    off = recipes.recipe_config(BASE, recipes.RECIPES["no-clusters"])
+    assert "knowledge" not in _features(off)
+    on = recipes.recipe_config(off, recipes.RECIPES["clusters"])
+    assert on == recipes.recipe_config(BASE, recipes.RECIPES["clusters"])
+    cfg = Config().from_str(on.to_str(), interpolate=False)
+    cfg["paths"]["lexicons"] = None
+    _features(cfg)["gazetteer_lists"] = []
+    nlp = load_model_from_config(cfg, auto_fill=True, validate=True)
+    assert "twitter_bilstm_ner" in nlp.pipe_names
+
+
+def test_configs_distilled_is_one_of_the_recipes():
+    feats = _features(BASE)
+    settings = {
+        "clusters": "clusters" in (feats.get("knowledge") or {}).get("*", {}),
+        "word_dropout": feats.get("word_dropout", 0.0),
+        "soft": BASE["corpora"]["train"]["soft"],
+    }
+    matches = [n for n, s in recipes.RECIPES.items() if {k: s[k] for k in settings} == settings and s["vectors"] == "all"]
+    assert matches, f"configs/distilled.cfg ({settings}) is none of the recipes"
+    assert recipes.recipe_config(BASE, recipes.RECIPES[matches[0]]) == BASE
