@@ -103,6 +103,7 @@ PEER_CONFIGS = (
     ("accurate-frozen", "`twitter_bilstm_ner` accurate-frozen (MiniLM + Brown clusters + gazetteers)"),
     ("accurate-md", "`twitter_bilstm_ner` accurate-md (accurate-frozen + en_core_web_md)"),
     ("accurate", "`twitter_bilstm_ner` accurate (fine-tuned MiniLM + Brown clusters + gazetteers)"),
+    ("distilled", "`twitter_bilstm_ner` default (`distilled`: the fast architecture taught by the accurate ensemble)"),
 )
 BENCHMARK_PEERS = (("crf", "CRF, word-shape + context features (sklearn-crfsuite)"),
                    ("spacy_ner", "spaCy 3.8 `ner`, efficiency config"))
@@ -171,6 +172,35 @@ def ablation_rows(metrics: Path) -> List[str]:
     return rows
 
 
+RECIPE_NOTES = {
+    "clusters": "Brown clusters, vectors from 187k tweets",
+    "previous": "no clusters, vectors from 34k tweets (previous release)",
+    "no-clusters": "no clusters, vectors from 187k tweets",
+    "word-dropout": "clusters + word dropout 0.1",
+    "hard": "clusters, teacher's entities as labels (not its distributions)",
+}
+
+
+def recipe_rows(metrics: Path) -> List[str]:
+    """One row per student recipe of metrics/distill-recipes-<corpus>.json: dev and test F1 on each
+    corpus where it ran; the recipe chosen on dev is marked."""
+    found = {c: srsly.read_json(metrics / f"distill-recipes-{c}.json") for c in CORPORA
+             if (metrics / f"distill-recipes-{c}.json").exists()}
+    if not found:
+        return []
+    names = list(dict.fromkeys(n for data in found.values() for n in data.get("recipes", {})))
+    rows = ["| recipe | " + " | ".join(f"{c} dev F1 | {c} test F1" for c in found) + " |",
+            "|---|" + "---|---|" * len(found)]
+    for name in names:
+        cells = []
+        for data in found.values():
+            r = data.get("recipes", {}).get(name)
+            mark = " (best on dev)" if data.get("best_on_dev") == name else ""
+            cells += ["-", "-"] if r is None else [f"{pct(r.get('dev_f'))}{mark}", pct(r.get("test_f"))]
+        rows.append(f"| `{name}`: {RECIPE_NOTES.get(name, '')} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
@@ -207,6 +237,16 @@ def render(metrics: Path) -> str:
             "| corpus | dev F1, all sources | - MiniLM | - en_core_web_md | - Brown clusters | - gazetteers | epochs | seed |",
             "|---|---|---|---|---|---|---|---|",
             *ablation,
+        ]
+    recipes = recipe_rows(metrics)
+    if recipes:
+        lines += [
+            "",
+            "Student recipes of the distilled default (`spacy project run distill-recipes`, source",
+            "`metrics/distill-recipes-<corpus>.json`): one teacher pass, seed 0, one change at a time;",
+            "`configs/distilled.cfg` (= `default.cfg`) is the recipe best on dev:",
+            "",
+            *recipes,
         ]
     bench = benchmark_rows(metrics)
     if bench:

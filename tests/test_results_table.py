@@ -189,3 +189,26 @@ def test_peers_table_puts_ours_beside_the_baselines_and_published(tmp_path):
         "| spaCy 3.8 `ner`, efficiency config | - | 25.0 | - |",
         "| _published:_ Shared-task winner | - | 52.41 | 41.86 |",
     ]
+
+
+def test_distill_recipes_table(tmp_path):
+    """metrics/distill-recipes-<corpus>.json becomes one row per recipe, dev and test per corpus,
+    the recipe best on dev marked; recipe metric files never become rows of the main table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _write(metrics / "distill-recipes-wnut17.json", {
+        "corpus": "wnut17", "best_on_dev": "clusters",
+        "recipes": {"clusters": {"dev_f": 0.52, "test_f": 0.33}, "previous": {"dev_f": 0.50, "test_f": 0.35}},
+    })
+    _write(metrics / "wnut17-distilled-previous-test.json", _metrics(0.4, 0.3, 0.35))
+    rows = table.recipe_rows(metrics)
+    assert rows[0] == "| recipe | wnut17 dev F1 | wnut17 test F1 |"
+    assert rows[2].startswith("| `clusters`:") and rows[2].endswith("| 52.0 (best on dev) | 33.0 |")
+    assert rows[3].endswith("| 50.0 | 35.0 |")
+    assert table.model_rows(metrics) == []
+    assert "Student recipes" in table.render(metrics)
