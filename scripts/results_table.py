@@ -178,6 +178,7 @@ RECIPE_NOTES = {
     "no-clusters": "no clusters, vectors from 187k tweets",
     "word-dropout": "clusters + word dropout 0.1",
     "hard": "clusters, teacher's entities as labels (not its distributions)",
+    "longer": "clusters, 10,000 steps instead of 5,000",
 }
 
 

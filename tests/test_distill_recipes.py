@@ -35,6 +35,7 @@ def test_each_recipe_has_exactly_its_settings(name):
     assert has_clusters == settings["clusters"]
     assert feats["word_dropout"] == settings["word_dropout"]
     assert cfg["corpora"]["train"]["soft"] == settings["soft"]
+    assert cfg["training"]["max_steps"] == settings["max_steps"]
     # everything else is the base config's
     rest = Config().from_str(cfg.to_str(), interpolate=False)
     base = Config().from_str(BASE.to_str(), interpolate=False)
@@ -42,6 +43,7 @@ def test_each_recipe_has_exactly_its_settings(name):
         _features(c).pop("knowledge", None)
         _features(c).pop("word_dropout", None)
         c["corpora"]["train"].pop("soft")
+        c["training"].pop("max_steps")
     assert rest == base
 
 
@@ -65,6 +67,7 @@ def test_configs_distilled_is_one_of_the_recipes():
         "clusters": "clusters" in (feats.get("knowledge") or {}).get("*", {}),
         "word_dropout": feats.get("word_dropout", 0.0),
         "soft": BASE["corpora"]["train"]["soft"],
+        "max_steps": BASE["training"]["max_steps"],
     }
     matches = [n for n, s in recipes.RECIPES.items() if {k: s[k] for k in settings} == settings and s["vectors"] == "all"]
     assert matches, f"configs/distilled.cfg ({settings}) is none of the recipes"
