@@ -212,3 +212,16 @@ def test_distill_recipes_table(tmp_path):
     assert rows[3].endswith("| 50.0 | 35.0 |")
     assert table.model_rows(metrics) == []
     assert "Student recipes" in table.render(metrics)
+
+
+def test_default_peer_row_is_distilled_or_the_gold_only_default(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _write(metrics / "wnut16-distilled-test.json", _metrics(0.4, 0.4, 0.41))
+    _write(metrics / "wnut16-default-test.json", _metrics(0.3, 0.3, 0.30))  # distilled wins where both exist
+    _write(metrics / "wnut17-default-test.json", _metrics(0.2, 0.2, 0.22))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n", encoding="utf8")
+    _run(metrics, readme)
+    rows = [l for l in _block(readme.read_text(encoding="utf8")).splitlines() if l.startswith("| `twitter_bilstm_ner` default")]
+    assert len(rows) == 1 and rows[0].endswith("seed 0 | - | 41.0 | 22.0 |")
