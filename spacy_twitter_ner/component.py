@@ -153,9 +153,23 @@ class TwitterBiLSTMNER(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
+        init_corpus: Optional[Callable[[Language], Iterable[Example]]] = None,
     ) -> None:
         """Labels from the data (or ``labels``/the config); then the model initialises itself
-        from every training doc (its word vocabulary) and the tag set (its output size)."""
+        from every training doc (its word vocabulary) and the tag set (its output size).
+
+        ``init_corpus`` ([initialize.components.<name>.init_corpus], a registered reader): the
+        examples to initialise from instead of ``get_examples``. Needed with a streamed training
+        corpus ([training] max_epochs = -1), for which spaCy passes only its first 100 examples:
+        a word vocabulary built from 100 tweets leaves nearly every word unknown."""
+        if init_corpus is not None:
+            if nlp is None:
+                raise ValueError("twitter_bilstm_ner: initialize(init_corpus=...) needs nlp= to read the corpus")
+            corpus = init_corpus
+
+            def get_examples() -> Iterable[Example]:  # noqa: F811  (the configured corpus wins)
+                return corpus(nlp)
+
         validate_get_examples(get_examples, "TwitterBiLSTMNER.initialize")
         data_labels: Dict[str, int] = {}
         docs: List[Doc] = []

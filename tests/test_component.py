@@ -231,6 +231,43 @@ def test_add_label_then_initialize_with_data_labels(tiny_helpers):
     nlp.update(exs)
 
 
+def _plain_words(examples):
+    """Lower-cased words of the examples, less mentions and URLs (the vocabulary has <USR>/<URL>)."""
+    return {t.lower_ for eg in examples for t in eg.reference if not t.like_url and not t.text.startswith("@")}
+
+
+def _word_vocabulary(ner):
+    return next(node.attrs["words"] for node in ner.model.walk() if isinstance(node.attrs.get("words"), list))
+
+
+def test_init_corpus_replaces_spacys_sample(tiny_helpers):
+    """With a streamed corpus spaCy initialises from its first 100 examples only; init_corpus
+    gives the component the whole corpus (vocabulary and labels)."""
+    nlp = new_pipeline(tiny_helpers)
+    exs = tiny_helpers.tiny_corpus(nlp, n=40)
+    ner = nlp.get_pipe(NAME)
+    ner.initialize(lambda: exs[:1], nlp=nlp, init_corpus=lambda nlp_: exs)
+    words = set(_word_vocabulary(ner))
+    assert _plain_words(exs) <= words
+    assert ner.labels == ("geo-loc", "person")
+
+
+def test_init_corpus_from_the_config(tiny_helpers, tmp_path):
+    """The setting reaches the component through [initialize.components] (a registered reader)."""
+    from spacy.tokens import DocBin
+
+    nlp = new_pipeline(tiny_helpers)
+    exs = tiny_helpers.tiny_corpus(nlp, n=40)
+    DocBin(docs=[eg.reference for eg in exs]).to_disk(tmp_path / "train.spacy")
+    nlp.config["initialize"]["components"][NAME] = {
+        "init_corpus": {"@readers": "spacy.Corpus.v1", "path": str(tmp_path / "train.spacy"), "gold_preproc": True}
+    }
+    nlp.initialize(lambda: exs[:1])
+    words = set(_word_vocabulary(nlp.get_pipe(NAME)))
+    assert len(words - _plain_words(exs[:1])) > 20
+    assert _plain_words(exs) <= words
+
+
 def test_initialize_without_entities_raises(tiny_helpers):
     nlp = new_pipeline(tiny_helpers)
     exs = [Example.from_dict(nlp.make_doc(t), {"entities": []}) for t in ("hello there", "no entities here")]
