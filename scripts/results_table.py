@@ -210,6 +210,21 @@ def recipe_rows(metrics: Path) -> List[str]:
     return rows
 
 
+def bias_rows(metrics: Path) -> List[str]:
+    """One row per metrics/<corpus>-<config>-bias.json (`spacy project run tune`): the
+    outside_bias chosen on dev and the dev F1 with and without it."""
+    rows = []
+    for path in sorted(metrics.glob("*-bias.json")):
+        data = srsly.read_json(path)
+        name = path.name[: -len("-bias.json")]
+        corpus = next((c for c in sorted(CORPORA, key=len, reverse=True) if name.startswith(c + "-")), None)
+        if corpus is None:
+            continue
+        rows.append(f"| {corpus} | `{name[len(corpus) + 1:]}` | {data.get('chosen')} | "
+                    f"{pct(data.get('dev_f_at_0'))} | {pct(data.get('dev_f'))} |")
+    return rows
+
+
 def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
@@ -246,6 +261,18 @@ def render(metrics: Path) -> str:
             "| corpus | dev F1, all sources | - MiniLM | - en_core_web_md | - Brown clusters | - gazetteers | epochs | seed |",
             "|---|---|---|---|---|---|---|---|",
             *ablation,
+        ]
+    biases = bias_rows(metrics)
+    if biases:
+        lines += [
+            "",
+            "Decision bias against `O` (`spacy project run tune`, source `metrics/<corpus>-<config>-bias.json`):",
+            "the `outside_bias` chosen on dev and written into the saved pipeline, with dev F1 before and",
+            "after; the rows above for these models are scored with it (the over-seeds columns without):",
+            "",
+            "| corpus | config | outside_bias | dev F1 at 0 | dev F1 tuned |",
+            "|---|---|---|---|---|",
+            *biases,
         ]
     recipes = recipe_rows(metrics)
     if recipes:

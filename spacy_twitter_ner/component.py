@@ -79,14 +79,15 @@ if not Span.has_extension("score"):
     default_config={
         "model": DEFAULT_MODEL,
         "labels": [],
+        "outside_bias": 0.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_twitter_bilstm_ner(
-    nlp: Language, name: str, model: Model, labels: List[str], scorer: Optional[Callable]
+    nlp: Language, name: str, model: Model, labels: List[str], outside_bias: float, scorer: Optional[Callable]
 ) -> "TwitterBiLSTMNER":
-    return TwitterBiLSTMNER(nlp.vocab, model, name, labels=labels, scorer=scorer)
+    return TwitterBiLSTMNER(nlp.vocab, model, name, labels=labels, outside_bias=outside_bias, scorer=scorer)
 
 
 def _same_tokens(eg: Example) -> bool:
@@ -106,8 +107,19 @@ class TwitterBiLSTMNER(TrainablePipe):
         name: str = "twitter_bilstm_ner",
         *,
         labels: Optional[Sequence[str]] = None,
+        outside_bias: float = 0.0,
         scorer: Optional[Callable] = None,
     ) -> None:
+        """``outside_bias``: taken off every token's ``O`` score before the best path is
+        chosen (> 0: more, longer entities; < 0: fewer); 0 in training, and a saved pipeline's
+        value is set on dev by ``scripts/tune_outside_bias.py`` (its config.cfg)."""
+        try:
+            bias = float(outside_bias)
+        except (TypeError, ValueError):
+            bias = float("nan")
+        if not numpy.isfinite(bias):
+            raise ValueError(f"twitter_bilstm_ner: outside_bias must be a finite number, got {outside_bias!r}")
+        self.outside_bias = bias
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -304,7 +316,7 @@ class TwitterBiLSTMNER(TrainablePipe):
             return [(numpy.zeros(len(doc), "int64"), numpy.zeros((len(doc), len(self.tags)))) for doc in docs]
         # white space tokens are never part of an entity
         outside = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs]).astype(bool)
-        paths, probs = self.model.predict(docs).decode(outside=outside)
+        paths, probs = self.model.predict(docs).decode(outside=outside, outside_bias=self.outside_bias)
         ops = self.model.ops
         return [(ops.to_numpy(path), ops.to_numpy(p)) for path, p in zip(paths, probs)]
 

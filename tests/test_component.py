@@ -700,3 +700,28 @@ def test_initialize_warns_with_counts_for_unknown_labels_and_empty_tweets(capsys
     assert "2 entities (geo-loc)" in out
     assert "1 of 3 training examples are empty" in out
     assert nlp.get_pipe("twitter_bilstm_ner").labels == ("person",)
+
+
+# -- the decision bias ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["high", float("nan"), None])
+def test_outside_bias_must_be_a_number(tiny_helpers, bad):
+    nlp = tiny_helpers.twitter_nlp()
+    with pytest.raises(ValueError, match="outside_bias"):
+        nlp.add_pipe(NAME, config={**tiny_helpers.small_model_config(), "outside_bias": bad})
+
+
+def test_outside_bias_from_the_loaded_config(saved_dir):
+    """A saved pipeline's outside_bias can be set at load time; a huge one makes every
+    (non-space) token part of an entity, a hugely negative one none."""
+    text = "Carmelo Anthony and Kevin Durant were in Paris with @fan today"
+    tagged = {}
+    for bias in (-50.0, 0.0, 50.0):
+        nlp = spacy.load(saved_dir, config={"components": {NAME: {"outside_bias": bias}}})
+        assert nlp.get_pipe(NAME).outside_bias == bias
+        doc = nlp(text)
+        tagged[bias] = sum(len(e) for e in doc.ents)
+    assert tagged[-50.0] == 0
+    assert tagged[50.0] == len(nlp.make_doc(text))
+    assert tagged[-50.0] <= tagged[0.0] <= tagged[50.0]

@@ -225,3 +225,21 @@ def test_default_peer_row_is_distilled_or_the_gold_only_default(tmp_path):
     _run(metrics, readme)
     rows = [l for l in _block(readme.read_text(encoding="utf8")).splitlines() if l.startswith("| `twitter_bilstm_ner` default")]
     assert len(rows) == 1 and rows[0].endswith("seed 0 | - | 41.0 | 22.0 |")
+
+
+def test_bias_table(tmp_path):
+    import importlib.util
+
+    import srsly
+
+    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    srsly.write_json(metrics / "wnut16-course-accurate-bias.json", {"chosen": 0.75, "dev_f": 0.61, "dev_f_at_0": 0.6})
+    srsly.write_json(metrics / "wnut17-distilled-bias.json", {"chosen": 0.0, "dev_f": 0.5, "dev_f_at_0": 0.5})
+    srsly.write_json(metrics / "other-thing-bias.json", {"chosen": 1.0, "dev_f": 0.5, "dev_f_at_0": 0.4})
+    rows = table.bias_rows(metrics)
+    assert rows == ["| wnut16-course | `accurate` | 0.75 | 60.0 | 61.0 |", "| wnut17 | `distilled` | 0.0 | 50.0 | 50.0 |"]
+    assert "outside_bias" in table.render(metrics)

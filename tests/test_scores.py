@@ -401,3 +401,27 @@ def test_crf_decode_marginals_of_a_long_doc_are_probabilities():
     em = p.docs()[1]  # the short doc decoded beside it
     numpy.testing.assert_allclose(probs[1], brute_marginals(em, p.full_trans, p.full_start, p.end.astype("float64")), atol=1e-6)
     assert tuple(int(x) for x in paths[1]) == brute_best(em, p.full_trans, p.full_start, p.end.astype("float64"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crf_decode_outside_bias_is_viterbi_with_a_lower_o_score(seed):
+    """The bias moves only the path: it is the brute-force best path of emissions whose O
+    column is lowered by the bias; the probabilities stay the unbiased marginals."""
+    p = Problem(seed, dtype="float32")
+    bias = 1.5
+    paths, probs = p.crf().decode(outside_bias=bias)
+    _, probs_0 = p.crf().decode()
+    for i, em in enumerate(p.docs()):
+        shifted = em.astype("float64").copy()
+        shifted[:, 0] -= bias
+        assert tuple(int(x) for x in paths[i]) == brute_best(shifted, p.full_trans, p.full_start, p.end.astype("float64"))
+        numpy.testing.assert_allclose(probs[i], probs_0[i])
+
+
+def test_decode_outside_bias_moves_tags_monotonically():
+    """More bias: at least as many non-O tags; a huge one tags every token, a hugely negative one none."""
+    p = Problem(3, lengths=[5, 4, 6, 3], dtype="float32")
+    counts = [sum(int((path > 0).sum()) for path in p.crf().decode(outside_bias=b)[0]) for b in (-50.0, 0.0, 50.0)]
+    assert counts[0] == 0
+    assert counts[2] == sum(p.lengths)
+    assert counts[0] <= counts[1] <= counts[2]
