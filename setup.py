@@ -24,6 +24,8 @@ setup(
         "srsly",
         "wasabi",
         "tqdm",
+        # the default (distilled) and accurate profiles read Brown clusters from it at prediction
+        "spacy-lookups-data>=1.0.5,<1.1",
     ],
     extras_require={
         "crf": ["sklearn-crfsuite>=0.5"],
