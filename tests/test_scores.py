@@ -418,10 +418,12 @@ def test_crf_decode_outside_bias_is_viterbi_with_a_lower_o_score(seed):
         numpy.testing.assert_allclose(probs[i], probs_0[i])
 
 
-def test_decode_outside_bias_moves_tags_monotonically():
+@pytest.mark.parametrize("kind", ["crf", "softmax"])
+def test_decode_outside_bias_moves_tags_monotonically(kind):
     """More bias: at least as many non-O tags; a huge one tags every token, a hugely negative one none."""
     p = Problem(3, lengths=[5, 4, 6, 3], dtype="float32")
-    counts = [sum(int((path > 0).sum()) for path in p.crf().decode(outside_bias=b)[0]) for b in (-50.0, 0.0, 50.0)]
+    scores = getattr(p, kind)
+    counts = [sum(int((path > 0).sum()) for path in scores().decode(outside_bias=b)[0]) for b in (-50.0, 0.0, 50.0)]
     assert counts[0] == 0
     assert counts[2] == sum(p.lengths)
     assert counts[0] <= counts[1] <= counts[2]

@@ -110,11 +110,13 @@ class TagScores:
         if outside is not None and outside.any():
             flat = flat.clone()
             flat[xp2torch(self.ops.xp.asarray(outside), device=self._device), 1:] = FORBIDDEN
-        biased = flat
+        # on the unary scores of the path only: a per-token constant on the O column (for a
+        # softmax decoder the same path as biasing the logits: log-softmax adds a per-token
+        # constant to every tag)
+        shift = None
         if outside_bias:
-            biased = flat.clone()
-            biased[:, 0] -= float(outside_bias)
-        per_doc_biased = torch.split(biased, lengths.tolist())
+            shift = torch.zeros(self.n_tags, dtype=flat.dtype, device=self._device)
+            shift[0] = float(outside_bias)
         per_doc = torch.split(flat, lengths.tolist())
         paths: List = [self.ops.alloc1i(0)] * len(per_doc)
         probs: List = [self.ops.alloc2f(0, self.n_tags)] * len(per_doc)
@@ -127,9 +129,8 @@ class TagScores:
                     continue
                 emissions = torch.nn.utils.rnn.pad_sequence([per_doc[i] for i in chunk], batch_first=True)
                 mask = self._mask(lengths[chunk], emissions.shape[1])
-                for_path = emissions if biased is flat else torch.nn.utils.rnn.pad_sequence(
-                    [per_doc_biased[i] for i in chunk], batch_first=True)
-                best = torch2xp(torch_crf.viterbi(self._unary(for_path), mask, *potentials))
+                unary = self._unary(emissions)
+                best = torch2xp(torch_crf.viterbi(unary if shift is None else unary - shift, mask, *potentials))
                 marg = torch2xp(self._log_marginals(emissions, mask, potentials).exp())
                 for j, i in enumerate(chunk):
                     n = int(lengths[i])
