@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy
 import spacy
 import srsly
-from spacy.attrs import IS_SPACE
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, DocBin
+from spacy.util import minibatch
 from spacy.training import Example
 from thinc.api import Config
 from wasabi import msg
@@ -59,21 +58,14 @@ def tune(model: Path, dev: Path, grid: Sequence[float], component: Optional[str]
     preds = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in refs]
     for proc in before:
         preds = list(proc.pipe(preds))
-    batches = []
-    for lo in range(0, len(preds), BATCH):
-        docs = [d for d in preds[lo : lo + BATCH]]
-        if not any(len(d) for d in docs):
-            continue
-        outside = numpy.concatenate([d.to_array(IS_SPACE) for d in docs]).astype(bool)
-        batches.append((docs, outside, ner.model.predict(docs)))
+    # the model runs once per batch; each bias only decodes its scores again
+    batches = [(docs, ner.model.predict(docs)) for docs in minibatch(preds, BATCH) if any(len(d) for d in docs)]
     rows = []
     for bias in grid:
         for d in preds:
             d.ents = []
-        for docs, outside, scores in batches:
-            paths, probs = scores.decode(outside=outside, outside_bias=bias)
-            ops = ner.model.ops
-            ner.set_annotations(docs, [(ops.to_numpy(p), ops.to_numpy(q)) for p, q in zip(paths, probs)])
+        for docs, scores in batches:
+            ner.set_annotations(docs, ner.decode(docs, scores, outside_bias=bias))
         prf = get_ner_prf([Example(p, r) for p, r in zip(preds, refs)])
         rows.append({"bias": bias, "p": prf["ents_p"], "r": prf["ents_r"], "f": prf["ents_f"]})
     best = choose(rows)

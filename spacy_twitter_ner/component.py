@@ -1,6 +1,7 @@
 """The ``twitter_bilstm_ner`` pipeline component: a ``TrainablePipe`` that predicts BIO tags with
 the BiLSTM tagger and writes them to ``doc.ents``, each entity with a confidence in
 ``span._.score``."""
+import functools
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -177,11 +178,7 @@ class TwitterBiLSTMNER(TrainablePipe):
         if init_corpus is not None:
             if nlp is None:
                 raise ValueError("twitter_bilstm_ner: initialize(init_corpus=...) needs nlp= to read the corpus")
-            corpus = init_corpus
-
-            def get_examples() -> Iterable[Example]:  # noqa: F811  (the configured corpus wins)
-                return corpus(nlp)
-
+            get_examples = functools.partial(init_corpus, nlp)
         validate_get_examples(get_examples, "TwitterBiLSTMNER.initialize")
         data_labels: Dict[str, int] = {}
         docs: List[Doc] = []
@@ -314,9 +311,17 @@ class TwitterBiLSTMNER(TrainablePipe):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(numpy.zeros(len(doc), "int64"), numpy.zeros((len(doc), len(self.tags)))) for doc in docs]
+        return self.decode(docs, self.model.predict(docs))
+
+    def decode(self, docs: List[Doc], scores: TagScores, outside_bias: Optional[float] = None
+               ) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
+        """``predict``'s output from the model's scores of ``docs`` (a batch with tokens), with
+        ``outside_bias`` (default: the component's); lets a caller decode one prediction under
+        several biases (``scripts/tune_outside_bias.py``)."""
         # white space tokens are never part of an entity
         outside = numpy.concatenate([doc.to_array(IS_SPACE) for doc in docs]).astype(bool)
-        paths, probs = self.model.predict(docs).decode(outside=outside, outside_bias=self.outside_bias)
+        bias = self.outside_bias if outside_bias is None else outside_bias
+        paths, probs = scores.decode(outside=outside, outside_bias=bias)
         ops = self.model.ops
         return [(ops.to_numpy(path), ops.to_numpy(p)) for path, p in zip(paths, probs)]
 
