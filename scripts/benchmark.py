@@ -671,11 +671,13 @@ def reuse_entry(system: str, reuse: Path, args) -> Dict:
         counts = summary.get("counts", {})
         if not summary.get("complete") or "seconds" not in counts:
             raise UsageError(f"--teacher-pass {system}={teach}: the teacher pass is not complete")
-        if counts.get("shards_reused"):
+        # the whole pass: earlier finished runs whose shards this one reused included
+        seconds = counts.get("seconds_all_runs") or counts["seconds"]
+        if counts.get("shards_reused") and not counts.get("seconds_all_runs"):
             msg.warn(f"{teach}: {counts['shards_reused']} shards came from an earlier run; only this run's "
                      f"{counts['seconds']:.0f} s are counted")
         entry["student_seconds"] = entry.get("train_seconds")
-        entry["teach_seconds"] = float(counts["seconds"])
+        entry["teach_seconds"] = float(seconds)
         entry["teach_tweets"] = counts.get("annotated")
         if entry["student_seconds"] is not None:
             entry["train_seconds"] = entry["student_seconds"] + entry["teach_seconds"]

@@ -12,7 +12,10 @@ any of them; ``RECIPES`` below):
 * ``word-dropout``: ``clusters`` with ``word_dropout = 0.1``;
 * ``hard``: ``clusters`` trained on the teacher's entities (its Viterbi path) instead of its tag
   distributions (``soft = false``);
-* ``longer``: ``clusters`` trained for twice the steps (10,000 batches of 32 tweets).
+* ``longer``: ``clusters`` trained for twice the steps (10,000 batches of 32 tweets);
+* ``word-dropout-longer``: ``word-dropout`` trained for twice the steps;
+* ``medium``/``small``: ``word-dropout`` with a BiLSTM of 96/64 units each way instead of 128
+  (faster: the BiLSTM is the largest single cost of the student's prediction).
 
 Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
 teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
@@ -46,12 +49,15 @@ CLUSTERS = {
 }
 # name -> settings; vectors: "all" = assets/vectors/<corpus>-minilm-256, "34k" = from tweets.txt only
 RECIPES: Dict[str, Dict] = {
-    "clusters": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 5000},
-    "previous": {"clusters": False, "vectors": "34k", "word_dropout": 0.0, "soft": True, "max_steps": 5000},
-    "no-clusters": {"clusters": False, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 5000},
-    "word-dropout": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000},
-    "hard": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": False, "max_steps": 5000},
-    "longer": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 10000},
+    "clusters": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 5000, "hidden": 128},
+    "previous": {"clusters": False, "vectors": "34k", "word_dropout": 0.0, "soft": True, "max_steps": 5000, "hidden": 128},
+    "no-clusters": {"clusters": False, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 5000, "hidden": 128},
+    "word-dropout": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 128},
+    "hard": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": False, "max_steps": 5000, "hidden": 128},
+    "longer": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 10000, "hidden": 128},
+    "word-dropout-longer": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128},
+    "medium": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 96},
+    "small": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 64},
 }
 
 
@@ -73,6 +79,7 @@ def recipe_config(base: Config, settings: Dict) -> Config:
     feats["word_dropout"] = settings["word_dropout"]
     cfg["corpora"]["train"]["soft"] = settings["soft"]
     cfg["training"]["max_steps"] = settings["max_steps"]
+    cfg["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"] = settings["hidden"]
     return cfg
 
 
@@ -94,6 +101,12 @@ def run(cmd: List[str]) -> None:
     msg.info(" ".join(cmd))
     if subprocess.run(cmd).returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}")
+
+
+def silver_tweets(silver: Path) -> Optional[int]:
+    """How many teacher-labelled tweets the pass in ``silver`` holds (its teach-summary.json)."""
+    summary = Path(silver) / "teach-summary.json"
+    return srsly.read_json(summary).get("counts", {}).get("annotated") if summary.exists() else None
 
 
 def f1(path: Path) -> Optional[float]:
@@ -127,7 +140,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 lexicons=paths.lexicons, train_log=paths.train_log, silver=paths.silver)
             start = time.perf_counter()
             run(cmd)
-            srsly.write_json(paths.output / "train.json", {"train_seconds": round(time.perf_counter() - start, 1)})
+            srsly.write_json(paths.output / "train.json", {"train_seconds": round(time.perf_counter() - start, 1),
+                                                           "silver_tweets": silver_tweets(paths.silver)})
             for data, target in ((paths.dev, paths.dev_metrics), (paths.test, paths.test_metrics)):
                 run(evaluate_command(paths.model, data, target))
         timing = paths.output / "train.json"
@@ -136,6 +150,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "dev_f": f1(paths.dev_metrics),
             "test_f": f1(paths.test_metrics),
             "train_seconds": srsly.read_json(timing).get("train_seconds") if timing.exists() else None,
+            # the teacher pass the recipe learnt from (recipes are comparable on the same pass only)
+            "silver_tweets": srsly.read_json(timing).get("silver_tweets") if timing.exists() else None,
         }
         srsly.write_json(summary_path, summary)
         msg.good(f"{name}: dev F1 {results[name]['dev_f']:.4f}, test F1 {results[name]['test_f']:.4f}")

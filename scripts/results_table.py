@@ -187,6 +187,9 @@ RECIPE_NOTES = {
     "word-dropout": "clusters + word dropout 0.1",
     "hard": "clusters, teacher's entities as labels (not its distributions)",
     "longer": "clusters, 10,000 steps instead of 5,000",
+    "word-dropout-longer": "clusters + word dropout, 10,000 steps instead of 5,000",
+    "medium": "clusters + word dropout, BiLSTM 96 each way (not 128)",
+    "small": "clusters + word dropout, BiLSTM 64 each way (not 128)",
 }
 
 
@@ -198,6 +201,7 @@ def recipe_rows(metrics: Path) -> List[str]:
     if not found:
         return []
     names = list(dict.fromkeys(n for data in found.values() for n in data.get("recipes", {})))
+    chosen = chosen_recipe(found)
     rows = ["| recipe | " + " | ".join(f"{c} dev F1 | {c} test F1" for c in found) + " |",
             "|---|" + "---|---|" * len(found)]
     for name in names:
@@ -205,9 +209,22 @@ def recipe_rows(metrics: Path) -> List[str]:
         for data in found.values():
             r = data.get("recipes", {}).get(name)
             mark = " (best on dev)" if data.get("best_on_dev") == name else ""
-            cells += ["-", "-"] if r is None else [f"{pct(r.get('dev_f'))}{mark}", pct(r.get("test_f"))]
-        rows.append(f"| `{name}`: {RECIPE_NOTES.get(name, '')} | " + " | ".join(cells) + " |")
+            silver = f" ({r['silver_tweets'] // 1000}k teacher-labelled)" if r and r.get("silver_tweets") else ""
+            cells += ["-", "-"] if r is None else [f"{pct(r.get('dev_f'))}{mark}{silver}", pct(r.get("test_f"))]
+        label = f"**`{name}`** (chosen)" if name == chosen else f"`{name}`"
+        rows.append(f"| {label}: {RECIPE_NOTES.get(name, '')} | " + " | ".join(cells) + " |")
     return rows
+
+
+def chosen_recipe(found: Dict[str, Dict]) -> Optional[str]:
+    """The recipe for the one shared config: the best mean dev F1 over the corpora, among the
+    recipes run on every corpus of ``found`` (one corpus alone can prefer another)."""
+    scores: Dict[str, float] = {}
+    for name in dict.fromkeys(n for data in found.values() for n in data.get("recipes", {})):
+        devs = [(data.get("recipes", {}).get(name) or {}).get("dev_f") for data in found.values()]
+        if all(d is not None for d in devs):
+            scores[name] = sum(devs) / len(devs)
+    return max(scores, key=lambda n: scores[n]) if scores else None
 
 
 def bias_rows(metrics: Path) -> List[str]:
@@ -280,7 +297,9 @@ def render(metrics: Path) -> str:
             "",
             "Student recipes of the distilled default (`spacy project run distill-recipes`, source",
             "`metrics/distill-recipes-<corpus>.json`): one teacher pass, seed 0, one change at a time;",
-            "`configs/distilled.cfg` (= `default.cfg`) is the recipe best on dev:",
+            "`configs/distilled.cfg` (= `default.cfg`) is the recipe with the best mean dev F1 over the",
+            "corpora it ran on (**chosen**; one corpus alone may prefer another, marked *best on dev*).",
+            "Recipes are comparable within a teacher pass (the number of teacher-labelled tweets it held):",
             "",
             *recipes,
         ]

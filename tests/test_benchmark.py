@@ -315,6 +315,10 @@ def test_distilled_train_time_includes_the_teacher_pass(tmp_path):
     entry = bench.reuse_entry(system, folder, args)
     assert entry["student_seconds"] == 100.0 and entry["teach_seconds"] == 40.5
     assert entry["train_seconds"] == pytest.approx(140.5) and entry["teach_tweets"] == 7
+    # a resumed pass: its earlier runs' time counts too
+    summary.write_text(json.dumps({"complete": True, "counts": {"seconds": 40.5, "seconds_all_runs": 90.0,
+                                                                 "shards_reused": 3, "annotated": 7}}), encoding="utf8")
+    assert bench.reuse_entry(system, folder, args)["train_seconds"] == pytest.approx(190.0)
     summary.write_text(json.dumps({"complete": False, "counts": {"seconds": 1.0}}), encoding="utf8")
     with pytest.raises(bench.UsageError, match="not complete"):
         bench.reuse_entry(system, folder, args)

@@ -158,6 +158,11 @@ def test_teach_resumes_only_missing_shards(teacher, data, tmp_path, silver):
     (out / shard_name(1)).unlink()
     again = teach(out, data["raw"], teacher, limit=50, **kw)
     assert (again.shards, again.shards_reused) == (3, 2)
+    # the pass's cost: this run's time plus the earlier finished run's, whose shards it reused
+    assert first.seconds_all_runs == pytest.approx(first.seconds)
+    assert again.seconds_all_runs == pytest.approx(again.seconds + first.seconds, abs=0.01)
+    summary = json.loads((out / teach_mod.SUMMARY_FILE).read_text(encoding="utf8"))
+    assert summary["counts"]["seconds_all_runs"] == pytest.approx(again.seconds_all_runs, abs=0.01)
     assert {i: (out / shard_name(i)).stat().st_mtime_ns for i in (0, 2)} == {0: stamps[0], 2: stamps[2]}
     vocab = spacy.blank("en").vocab
     for i in range(3):  # identical to (the start of) the shards of one uninterrupted run
@@ -251,10 +256,12 @@ def test_distilled_config_resolves_the_reader(data, silver):
     config = Config().from_disk(ROOT / "configs" / "distilled.cfg", interpolate=False)
     fast = Config().from_disk(ROOT / "configs" / "fast.cfg", interpolate=False)
     # the student is the fast architecture (its encoder, decoder and features), plus the recipe's
-    # cheap extras (Brown cluster one-hots, word dropout: scripts/distill_recipes.py)
+    # settings (Brown cluster one-hots, word dropout, the BiLSTM's size: scripts/distill_recipes.py)
     student, fast_model = config["components"]["twitter_bilstm_ner"], fast["components"]["twitter_bilstm_ner"]
-    for part in ("encoder", "decoder"):
-        assert student["model"][part] == fast_model["model"][part]
+    assert student["model"]["decoder"] == fast_model["model"]["decoder"]
+    encoders = [dict(m["model"]["encoder"]) for m in (student, fast_model)]
+    assert encoders[0].pop("hidden") <= encoders[1].pop("hidden")  # never slower than fast.cfg
+    assert encoders[0] == encoders[1]
     feats = {k: v for k, v in student["model"]["features"].items() if k not in ("knowledge", "word_dropout")}
     assert feats == fast_model["model"]["features"]
     assert config["corpora"]["dev"] == fast["corpora"]["dev"]

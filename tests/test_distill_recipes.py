@@ -36,6 +36,7 @@ def test_each_recipe_has_exactly_its_settings(name):
     assert feats["word_dropout"] == settings["word_dropout"]
     assert cfg["corpora"]["train"]["soft"] == settings["soft"]
     assert cfg["training"]["max_steps"] == settings["max_steps"]
+    assert cfg["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"] == settings["hidden"]
     # everything else is the base config's
     rest = Config().from_str(cfg.to_str(), interpolate=False)
     base = Config().from_str(BASE.to_str(), interpolate=False)
@@ -44,6 +45,7 @@ def test_each_recipe_has_exactly_its_settings(name):
         _features(c).pop("word_dropout", None)
         c["corpora"]["train"].pop("soft")
         c["training"].pop("max_steps")
+        c["components"]["twitter_bilstm_ner"]["model"]["encoder"].pop("hidden")
     assert rest == base
 
 
@@ -68,6 +70,7 @@ def test_configs_distilled_is_one_of_the_recipes():
         "word_dropout": feats.get("word_dropout", 0.0),
         "soft": BASE["corpora"]["train"]["soft"],
         "max_steps": BASE["training"]["max_steps"],
+        "hidden": BASE["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"],
     }
     matches = [n for n, s in recipes.RECIPES.items() if {k: s[k] for k in settings} == settings and s["vectors"] == "all"]
     assert matches, f"configs/distilled.cfg ({settings}) is none of the recipes"

@@ -203,13 +203,14 @@ def test_distill_recipes_table(tmp_path):
     metrics.mkdir()
     _write(metrics / "distill-recipes-wnut17.json", {
         "corpus": "wnut17", "best_on_dev": "clusters",
-        "recipes": {"clusters": {"dev_f": 0.52, "test_f": 0.33}, "previous": {"dev_f": 0.50, "test_f": 0.35}},
+        "recipes": {"clusters": {"dev_f": 0.52, "test_f": 0.33},
+                    "previous": {"dev_f": 0.50, "test_f": 0.35, "silver_tweets": 187_250}},
     })
     _write(metrics / "wnut17-distilled-previous-test.json", _metrics(0.4, 0.3, 0.35))
     rows = table.recipe_rows(metrics)
     assert rows[0] == "| recipe | wnut17 dev F1 | wnut17 test F1 |"
-    assert rows[2].startswith("| `clusters`:") and rows[2].endswith("| 52.0 (best on dev) | 33.0 |")
-    assert rows[3].endswith("| 50.0 | 35.0 |")
+    assert rows[2].startswith("| **`clusters`** (chosen):") and rows[2].endswith("| 52.0 (best on dev) | 33.0 |")
+    assert rows[3].endswith("| 50.0 (187k teacher-labelled) | 35.0 |")
     assert table.model_rows(metrics) == []
     assert "Student recipes" in table.render(metrics)
 
@@ -243,3 +244,26 @@ def test_bias_table(tmp_path):
     rows = table.bias_rows(metrics)
     assert rows == ["| wnut16-course | `accurate` | 0.75 | 60.0 | 61.0 |", "| wnut17 | `distilled` | 0.0 | 50.0 | 50.0 |"]
     assert "outside_bias" in table.render(metrics)
+
+
+def test_recipe_for_the_shared_config_is_the_best_mean_dev(tmp_path):
+    """One config serves every corpus: the chosen recipe has the best mean dev F1 over the corpora
+    it ran on, even where one corpus alone prefers another (and a recipe missing on a corpus
+    cannot be chosen)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _write(metrics / "distill-recipes-wnut16.json", {"best_on_dev": "base", "recipes": {
+        "base": {"dev_f": 0.49, "test_f": 0.44}, "medium": {"dev_f": 0.46, "test_f": 0.43}}})
+    _write(metrics / "distill-recipes-wnut17.json", {"best_on_dev": "solo", "recipes": {
+        "base": {"dev_f": 0.55, "test_f": 0.38}, "medium": {"dev_f": 0.56, "test_f": 0.39},
+        "solo": {"dev_f": 0.60, "test_f": 0.40}}})
+    rows = table.recipe_rows(metrics)
+    chosen = [r for r in rows if "(chosen)" in r]
+    assert len(chosen) == 1 and chosen[0].startswith("| **`base`** (chosen):")
+    solo = next(r for r in rows if r.startswith("| `solo`"))
+    assert solo.endswith("| - | - | 60.0 (best on dev) | 40.0 |")

@@ -148,7 +148,10 @@ class Counts:
     shards: int = 0
     shards_reused: int = 0  # finished by an earlier run, skipped
     words_annotated_now: int = 0  # by this run (not in reused shards)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this run's wall time
+    # this run's plus that of the earlier (finished) runs whose shards it reused: the cost of the
+    # whole pass (an interrupted run writes no summary, so its time is not counted)
+    seconds_all_runs: float = 0.0
 
     @property
     def words_per_s(self) -> float:
@@ -244,6 +247,22 @@ def teacher_info(path: PathLike) -> Dict:
                 md5.update(block)
     return {"path": str(path), "component": name, "labels": labels, "tags": bio_tags(labels),
             "checksum": md5.hexdigest()}
+
+
+def _earlier_seconds(output: Path, checksum: str) -> float:
+    """The wall time of the finished earlier runs of this teacher into ``output`` (their summary,
+    read before this run overwrites it); 0 when there is none or another teacher wrote it."""
+    path = output / SUMMARY_FILE
+    if not path.is_file():
+        return 0.0
+    try:
+        earlier = json.loads(path.read_text(encoding="utf8"))
+    except ValueError:
+        return 0.0
+    counts = earlier.get("counts") or {}
+    if earlier.get("teacher_checksum") != checksum or not earlier.get("complete"):
+        return 0.0
+    return float(counts.get("seconds_all_runs") or counts.get("seconds") or 0.0)
 
 
 class Teacher:
@@ -393,6 +412,7 @@ def teach(output: PathLike, inputs: Sequence[PathLike], teacher: PathLike, *,
     if shard_size < 1:
         raise ValueError("teach: --shard-size must be at least 1")
     info = teacher_info(teacher)
+    earlier_seconds = _earlier_seconds(output, info["checksum"])
     excluded = excluded_tweets(exclude)
     summary = {
         "teacher": info["path"], "component": info["component"], "labels": info["labels"],
@@ -460,9 +480,11 @@ def teach(output: PathLike, inputs: Sequence[PathLike], teacher: PathLike, *,
     assert counts.annotated == sum(s["tweets"] for s in shards.values())
     assert counts.read == counts.empty + counts.dropped_dev_test + counts.dropped_duplicates + counts.annotated
     counts.seconds = time.perf_counter() - start
+    counts.seconds_all_runs = counts.seconds + (earlier_seconds if counts.shards_reused else 0.0)
     summary.update(
         complete=True,
-        counts=dict(asdict(counts), words_per_s=round(counts.words_per_s, 1), seconds=round(counts.seconds, 2)),
+        counts=dict(asdict(counts), words_per_s=round(counts.words_per_s, 1), seconds=round(counts.seconds, 2),
+                    seconds_all_runs=round(counts.seconds_all_runs, 2)),
         shards=[{k: shards[i][k] for k in ("shard", "tweets", "words")} for i in sorted(shards)],
     )
     _write_summary(output, summary)
