@@ -36,6 +36,8 @@ import srsly
 from thinc.api import Config
 from wasabi import msg
 
+from spacy_twitter_ner.training.distill import read_summary
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from commands import evaluate_command, project_paths, train_command  # noqa: E402
 
@@ -103,12 +105,6 @@ def run(cmd: List[str]) -> None:
         raise SystemExit(f"command failed: {' '.join(cmd)}")
 
 
-def silver_tweets(silver: Path) -> Optional[int]:
-    """How many teacher-labelled tweets the pass in ``silver`` holds (its teach-summary.json)."""
-    summary = Path(silver) / "teach-summary.json"
-    return srsly.read_json(summary).get("counts", {}).get("annotated") if summary.exists() else None
-
-
 def f1(path: Path) -> Optional[float]:
     return srsly.read_json(path).get("ents_f") if path.exists() else None
 
@@ -140,18 +136,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 lexicons=paths.lexicons, train_log=paths.train_log, silver=paths.silver)
             start = time.perf_counter()
             run(cmd)
-            srsly.write_json(paths.output / "train.json", {"train_seconds": round(time.perf_counter() - start, 1),
-                                                           "silver_tweets": silver_tweets(paths.silver)})
+            srsly.write_json(paths.output / "train.json", {
+                "train_seconds": round(time.perf_counter() - start, 1),
+                "silver_tweets": read_summary(paths.silver)["counts"]["annotated"],  # the pass it learnt from
+            })
             for data, target in ((paths.dev, paths.dev_metrics), (paths.test, paths.test_metrics)):
                 run(evaluate_command(paths.model, data, target))
-        timing = paths.output / "train.json"
+        timing_path = paths.output / "train.json"
+        timing = srsly.read_json(timing_path) if timing_path.exists() else {}
         results[name] = {
             "settings": RECIPES[name],
             "dev_f": f1(paths.dev_metrics),
             "test_f": f1(paths.test_metrics),
-            "train_seconds": srsly.read_json(timing).get("train_seconds") if timing.exists() else None,
+            "train_seconds": timing.get("train_seconds"),
             # the teacher pass the recipe learnt from (recipes are comparable on the same pass only)
-            "silver_tweets": srsly.read_json(timing).get("silver_tweets") if timing.exists() else None,
+            "silver_tweets": timing.get("silver_tweets"),
         }
         srsly.write_json(summary_path, summary)
         msg.good(f"{name}: dev F1 {results[name]['dev_f']:.4f}, test F1 {results[name]['test_f']:.4f}")
