@@ -15,7 +15,10 @@ any of them; ``RECIPES`` below):
 * ``longer``: ``clusters`` trained for twice the steps (10,000 batches of 32 tweets);
 * ``word-dropout-longer``: ``word-dropout`` trained for twice the steps;
 * ``medium``/``small``: ``word-dropout`` with a BiLSTM of 96/64 units each way instead of 128
-  (faster: the BiLSTM is the largest single cost of the student's prediction).
+  (faster: the BiLSTM is the largest single cost of the student's prediction);
+* ``lexicon-vectors``: ``word-dropout`` with vectors also for the 150,000 most frequent words of
+  spacy-lookups-data's ``en_lexeme_prob`` (rare names no tweet holds; ``--lexicon-words``);
+* ``lexicon-vectors-longer``: ``word-dropout-longer`` with those vectors.
 
 Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
 teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
@@ -49,7 +52,8 @@ CLUSTERS = {
     "lower_fallback": True,
     "max_prefixes": 256,
 }
-# name -> settings; vectors: "all" = assets/vectors/<corpus>-minilm-256, "34k" = from tweets.txt only
+# name -> settings; vectors: "all" = assets/vectors/<corpus>-minilm-256, "34k" = from tweets.txt only,
+# "lex" = "all" + 150k frequent words of en_lexeme_prob (assets/vectors/<corpus>-minilm-256-lex)
 RECIPES: Dict[str, Dict] = {
     "clusters": {"clusters": True, "vectors": "all", "word_dropout": 0.0, "soft": True, "max_steps": 5000, "hidden": 128},
     "previous": {"clusters": False, "vectors": "34k", "word_dropout": 0.0, "soft": True, "max_steps": 5000, "hidden": 128},
@@ -60,7 +64,10 @@ RECIPES: Dict[str, Dict] = {
     "word-dropout-longer": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128},
     "medium": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 96},
     "small": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 64},
+    "lexicon-vectors": {"clusters": True, "vectors": "lex", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 128},
+    "lexicon-vectors-longer": {"clusters": True, "vectors": "lex", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128},
 }
+LEXICON_WORDS = 150000
 
 
 def recipe_config(base: Config, settings: Dict) -> Config:
@@ -92,6 +99,13 @@ def vectors_for(corpus: str, which: str) -> Path:
         if not paths.vectors.exists():
             raise SystemExit(f"{paths.vectors} does not exist: run `spacy project run vectors . --vars.corpus {corpus}`")
         return paths.vectors
+    if which == "lex":
+        path = paths.vectors.with_name(paths.vectors.name + "-lex")
+        if not path.exists():
+            run([sys.executable, "scripts/distill_vectors.py", str(path), "--corpora", f"assets/{corpus}/train.conll",
+                 "--raw", "assets/raw_tweets/tweets.txt", "--optional-raw", "assets/raw_tweets/tweeteval.txt",
+                 "--dims", "256", "--max-words", "100000", "--min-count", "2", "--lexicon-words", str(LEXICON_WORDS)])
+        return path
     path = paths.vectors.with_name(paths.vectors.name + "-34k")
     if not path.exists():
         run([sys.executable, "scripts/distill_vectors.py", str(path), "--corpora", f"assets/{corpus}/train.conll",

@@ -77,6 +77,30 @@ def build_vocab(
     return words, counts, n_tokens
 
 
+def lexicon_words(n: int, have: Sequence[str], lang: str = "en") -> List[str]:
+    """The ``n`` most probable lower-cased words of spacy-lookups-data's ``{lang}_lexeme_prob``
+    that are not in ``have`` (ties by first appearance in the table)."""
+    if n <= 0:
+        return []
+    from spacy.util import load_language_data, registry
+
+    try:
+        import spacy_lookups_data  # noqa: F401
+    except ImportError:
+        raise ValueError("--lexicon-words needs the spacy-lookups-data package: pip install spacy-lookups-data") from None
+    paths = registry.lookups.get(lang) if lang in registry.lookups else {}
+    if "lexeme_prob" not in paths:
+        raise ValueError(f"spacy-lookups-data has no lexeme_prob table for {lang!r}")
+    best: Dict[str, float] = {}
+    for word, prob in load_language_data(paths["lexeme_prob"]).items():
+        key = word_key(word, lower=True)
+        if key.strip() and prob > best.get(key, float("-inf")):
+            best[key] = prob
+    seen = set(have)
+    ranked = sorted(best, key=lambda w: -best[w])
+    return [w for w in ranked if w not in seen][:n]
+
+
 def embed_words(
     words: Sequence[str], model_name: str, batch_size: int = 512
 ) -> Tuple[numpy.ndarray, numpy.ndarray, Dict]:
@@ -178,6 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--max-words", type=int, default=50000)
     parser.add_argument("--min-count", type=int, default=2)
+    parser.add_argument("--lexicon-words", type=int, default=0,
+                        help="add this many frequent words of spacy-lookups-data's en_lexeme_prob not seen in the tweets")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
@@ -208,6 +234,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"Vocabulary: {len(words):,} words (of {len(counts):,} distinct, min count {args.min_count}, "
         f"max {args.max_words:,}) in {time.perf_counter() - t0:.1f}s"
     )
+    try:
+        extra_words = lexicon_words(args.lexicon_words, words)
+    except ValueError as err:
+        msg.fail(str(err))
+        return 1
+    if args.lexicon_words:
+        words = words + extra_words
+        msg.good(f"Added {len(extra_words):,} words of en_lexeme_prob (--lexicon-words {args.lexicon_words:,})")
     t0 = time.perf_counter()
     try:
         X, kept, info = embed_words(words, args.model, args.batch_size)
@@ -238,6 +272,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "n_words": len(words),
         "min_count": args.min_count,
         "max_words": args.max_words,
+        "lexicon_words": len(extra_words),
         "sources": {k: v for k, v in n_tokens.items()},
         "explained_variance": float(ratio.sum()),
         "dropped": dropped[:100],

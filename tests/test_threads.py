@@ -42,10 +42,13 @@ def texts():
     return load_texts()
 
 
-@pytest.fixture(scope="module")
-def nlp(tmp_path_factory, tiny_helpers):
+@pytest.fixture(scope="module", params=[False, True], ids=["float32", "int8-lstm"])
+def nlp(request, tmp_path_factory, tiny_helpers):
+    """The shipped fast configs predict with an int8 LSTM copy (``quantize = true``), built
+    lazily by the first prediction: both ways are served from threads."""
     config = tiny_helpers.small_model_config(dropout=0.3)
     config["model"]["encoder"]["dropout"] = 0.3
+    config["model"]["encoder"]["quantize"] = request.param
     trained, *_ = tiny_helpers.train_tiny(config, epochs=8, drop=0.1)
     path = tmp_path_factory.mktemp("threads") / "pipeline"
     trained.to_disk(path)
@@ -216,3 +219,11 @@ def test_predict_while_another_thread_flips_the_modules(nlp, texts):
         stop.set()
         thread.join(timeout=30)
     assert flips[0] > 0
+
+
+def test_loaded_pipeline_predicts_with_the_configured_lstm(nlp, texts):
+    """``quantize`` survives to_disk/load, and prediction then runs the int8 copy."""
+    encoder = nlp.get_pipe(NAME).model.get_ref("encoder").shims[0]._model
+    list(nlp.pipe(texts[:10]))
+    assert bool(encoder._int8) == encoder.quantize
+    assert nlp.config["components"][NAME]["model"]["encoder"]["quantize"] == encoder.quantize

@@ -236,3 +236,67 @@ def test_sparse_projection_of_binary_columns_equals_the_dense_one():
     assert sparse.project.weight.grad is not None
     with pytest.raises(ValueError, match="outside"):
         featurizer(n_extra=2, binary_extra=[(1, 3)])
+
+
+# -- int8 prediction (quantize=True) -----------------------------------------------------------------
+
+
+def quantized_pair(depth=1, n_in=24, hidden=16):
+    """A quantize=True BiLSTM and a float one with the same weights."""
+    torch.manual_seed(3)
+    q = BiLSTM(n_in, hidden, depth, 0.0, quantize=True)
+    f = BiLSTM(n_in, hidden, depth, 0.0)
+    f.load_state_dict(q.state_dict())
+    return q, f
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_quantized_prediction_is_int8_and_close_to_float(depth):
+    q, f = quantized_pair(depth=depth)
+    lengths = [5, 0, 9, 2]
+    tokens = tokens_for(lengths, n_in=24)
+    with torch.no_grad():
+        got, want = q(tokens, lengths), f(tokens, lengths)
+    assert q._int8, "prediction did not build the int8 copy"
+    assert all(type(layer) is not torch.nn.LSTM for layer in q._int8[0])  # a quantized LSTM ran
+    assert not torch.equal(got, want)  # int8 is an approximation...
+    torch.testing.assert_close(got, want, rtol=0, atol=0.05)  # ...a close one
+    # training (and the gradients) stay float32: exactly the float module's output
+    torch.testing.assert_close(q(tokens, lengths, is_train=True), f(tokens, lengths, is_train=True), rtol=0, atol=0)
+
+
+def test_quantized_copy_follows_weight_changes():
+    """A training forward or a load_state_dict (thinc's averaged parameters) drops the int8 copy,
+    so the next prediction uses the new weights."""
+    q, f = quantized_pair()
+    lengths = [6, 3]
+    tokens = tokens_for(lengths, n_in=24)
+    with torch.no_grad():
+        before = q(tokens, lengths)
+        for p in f.parameters():
+            p.add_(0.5)
+        q.load_state_dict(f.state_dict())
+        assert not q._int8
+        after = q(tokens, lengths)
+        torch.testing.assert_close(after, f(tokens, lengths), rtol=0, atol=0.05)
+        assert (after - before).abs().max() > 0.1
+        q(tokens, lengths, is_train=True)
+        assert not q._int8
+
+
+def test_quantized_module_pickles_without_its_copy_and_is_thread_safe():
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    q, _ = quantized_pair()
+    lengths = [7, 4, 1]
+    tokens = tokens_for(lengths, n_in=24)
+    with torch.no_grad():
+        want = q(tokens, lengths)
+    clone = pickle.loads(pickle.dumps(q))
+    assert not clone._int8
+    fresh = pickle.loads(pickle.dumps(q))
+    with torch.no_grad(), ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: fresh(tokens, lengths), range(16)))
+    for out in outs + [clone(tokens, lengths).detach()]:
+        torch.testing.assert_close(out, want, rtol=0, atol=0)

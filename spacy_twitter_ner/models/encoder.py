@@ -11,10 +11,13 @@ ENCODER = "twitter_bilstm"
 
 
 @registry.architectures("spacy_twitter_ner.BiLSTMEncoder.v1")
-def build_bilstm_encoder(nI: int, hidden: int, depth: int, dropout: float) -> Model[Ragged, Ragged]:
-    """``depth`` BiLSTM layers of ``hidden`` units each way; output width ``2 * hidden``."""
+def build_bilstm_encoder(
+    nI: int, hidden: int, depth: int, dropout: float, quantize: bool = False
+) -> Model[Ragged, Ragged]:
+    """``depth`` BiLSTM layers of ``hidden`` units each way; output width ``2 * hidden``.
+    ``quantize``: predict on CPU with int8 LSTM weights (faster; training stays float32)."""
     model = PyTorchWrapper_v3(
-        BiLSTM(nI, hidden, depth, dropout),
+        BiLSTM(nI, hidden, depth, dropout, quantize=quantize),
         convert_inputs=_ragged_to_tensor,
         convert_outputs=_tensor_to_ragged,
     )
