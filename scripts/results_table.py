@@ -190,6 +190,8 @@ RECIPE_NOTES = {
     "word-dropout-longer": "clusters + word dropout, 10,000 steps instead of 5,000",
     "medium": "clusters + word dropout, BiLSTM 96 each way (not 128)",
     "small": "clusters + word dropout, BiLSTM 64 each way (not 128)",
+    "lexicon-vectors": "clusters + word dropout, vectors also for 150k frequent en_lexeme_prob words",
+    "lexicon-vectors-longer": "`word-dropout-longer` with vectors also for 150k frequent en_lexeme_prob words",
 }
 
 
