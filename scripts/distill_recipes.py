@@ -92,24 +92,25 @@ def recipe_config(base: Config, settings: Dict) -> Config:
     return cfg
 
 
+# vectors a recipe makes when missing: folder suffix -> distill_vectors.py arguments after --corpora
+VECTOR_VARIANTS: Dict[str, List[str]] = {
+    "34k": ["--raw", "assets/raw_tweets/tweets.txt", "--max-words", "50000"],
+    "lex": ["--raw", "assets/raw_tweets/tweets.txt", "--optional-raw", "assets/raw_tweets/tweeteval.txt",
+            "--max-words", "100000", "--lexicon-words", str(LEXICON_WORDS)],
+}
+
+
 def vectors_for(corpus: str, which: str) -> Path:
-    """The static vectors of a recipe; the 34k-tweet ones are made when missing."""
+    """The static vectors of a recipe: the project's (``all``), or a variant made when missing."""
     paths = project_paths(corpus, "distilled")
     if which == "all":
         if not paths.vectors.exists():
             raise SystemExit(f"{paths.vectors} does not exist: run `spacy project run vectors . --vars.corpus {corpus}`")
         return paths.vectors
-    if which == "lex":
-        path = paths.vectors.with_name(paths.vectors.name + "-lex")
-        if not path.exists():
-            run([sys.executable, "scripts/distill_vectors.py", str(path), "--corpora", f"assets/{corpus}/train.conll",
-                 "--raw", "assets/raw_tweets/tweets.txt", "--optional-raw", "assets/raw_tweets/tweeteval.txt",
-                 "--dims", "256", "--max-words", "100000", "--min-count", "2", "--lexicon-words", str(LEXICON_WORDS)])
-        return path
-    path = paths.vectors.with_name(paths.vectors.name + "-34k")
+    path = paths.vectors.with_name(f"{paths.vectors.name}-{which}")
     if not path.exists():
         run([sys.executable, "scripts/distill_vectors.py", str(path), "--corpora", f"assets/{corpus}/train.conll",
-             "--raw", "assets/raw_tweets/tweets.txt", "--dims", "256", "--max-words", "50000", "--min-count", "2"])
+             *VECTOR_VARIANTS[which], "--dims", "256", "--min-count", "2"])
     return path
 
 

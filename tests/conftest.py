@@ -1,5 +1,8 @@
 """Shared test helpers: one torch thread, a tiny learnable tweet corpus and a quick trainer."""
+import importlib.util
 import random
+from pathlib import Path
+from types import ModuleType
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -22,6 +25,15 @@ FRAMES = [
     "can't wait for {p} in {l} #live",
     "{l} loves {p}",
 ]
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # Small sizes so that a few epochs of training take seconds on one thread.
 SMALL_FEATURES = {"width": 32, "word_dim": 32, "char_dim": 8, "char_filters": 16, "shape_dim": 8, "dropout": 0.0}

@@ -1,16 +1,12 @@
 """The distilled vectors do not depend on the sign LAPACK picks for each SVD component."""
-import importlib.util
-from pathlib import Path
 
 import numpy
 
+from conftest import load_script
+
 
 def _distill():
-    path = Path(__file__).parent.parent / "scripts" / "distill_vectors.py"
-    spec = importlib.util.spec_from_file_location("distill_vectors_pca", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("distill_vectors")
 
 
 def test_pca_components_have_a_fixed_sign(monkeypatch):

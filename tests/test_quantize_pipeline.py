@@ -1,19 +1,14 @@
 """scripts/quantize_pipeline.py: int8 prediction switched on in a trained, saved pipeline."""
-import importlib.util
-from pathlib import Path
 
-import pytest
 import spacy
+
+from conftest import load_script
 
 NAME = "twitter_bilstm_ner"
 
 
 def _script():
-    path = Path(__file__).parent.parent / "scripts" / "quantize_pipeline.py"
-    spec = importlib.util.spec_from_file_location("quantize_pipeline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("quantize_pipeline")
 
 
 def signature(doc):

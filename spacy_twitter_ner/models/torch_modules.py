@@ -226,12 +226,11 @@ def _forget_int8(module: "BiLSTM", _incompatible_keys) -> None:
 
 
 _QUANTIZE_LOCK = threading.Lock()
-_QUANTIZE_WARNED: List[str] = []
 
 
 def quantize_lstms(layers: nn.ModuleList) -> nn.ModuleList:
     """An int8 copy of ``layers`` (torch's dynamic quantization of ``nn.LSTM``), or ``layers``
-    itself where this torch cannot quantize (warned once). torch >= 2.10 marks the eager-mode
+    itself where this torch cannot quantize (warned; Python shows a warning once per place). torch >= 2.10 marks the eager-mode
     API deprecated in favour of torchao, which has no LSTM: its warnings are silenced here."""
     try:
         from torch.ao.quantization import quantize_dynamic
@@ -240,9 +239,7 @@ def quantize_lstms(layers: nn.ModuleList) -> nn.ModuleList:
             warnings.simplefilter("ignore")
             return quantize_dynamic(layers, {nn.LSTM}, dtype=torch.qint8, inplace=False)
     except Exception as err:  # no quantized engine on this build, or the API was removed
-        if not _QUANTIZE_WARNED:
-            _QUANTIZE_WARNED.append(str(err))
-            warnings.warn(f"BiLSTM quantize=True: torch could not quantize the LSTM ({err}); predicting in float32")
+        warnings.warn(f"BiLSTM quantize=True: torch could not quantize the LSTM ({err}); predicting in float32")
         return layers
 
 
