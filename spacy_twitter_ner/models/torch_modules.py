@@ -163,7 +163,7 @@ class BiLSTM(nn.Module):
 
     ``quantize``: prediction on a CPU runs an int8 copy of the LSTM weights (torch's dynamic
     quantization: weights int8, activations quantized on the fly), the largest single cost of a
-    fast model's prediction made ~2x cheaper. Training, GPU and the saved weights stay float32;
+    fast model's prediction made cheaper. Training, GPU and the saved weights stay float32;
     the copy is made on the first prediction after the weights changed (a training forward or
     a ``load_state_dict``, which is also how thinc swaps in averaged parameters). Where the
     installed torch cannot quantize, prediction runs in float32, with one warning."""
@@ -230,8 +230,9 @@ _QUANTIZE_LOCK = threading.Lock()
 
 def quantize_lstms(layers: nn.ModuleList) -> nn.ModuleList:
     """An int8 copy of ``layers`` (torch's dynamic quantization of ``nn.LSTM``), or ``layers``
-    itself where this torch cannot quantize (warned; Python shows a warning once per place). torch >= 2.10 marks the eager-mode
-    API deprecated in favour of torchao, which has no LSTM: its warnings are silenced here."""
+    itself where this torch cannot quantize (warned; Python shows it once per place). torch
+    2.13 marks the eager-mode API deprecated in favour of torchao, which has no LSTM: its
+    warnings are silenced here."""
     try:
         from torch.ao.quantization import quantize_dynamic
 
