@@ -18,7 +18,14 @@ any of them; ``RECIPES`` below):
   (faster: the BiLSTM is the largest single cost of the student's prediction);
 * ``lexicon-vectors``: ``word-dropout`` with vectors also for the 150,000 most frequent words of
   spacy-lookups-data's ``en_lexeme_prob`` (rare names no tweet holds; ``--lexicon-words``);
-* ``lexicon-vectors-longer``: ``word-dropout-longer`` with those vectors.
+* ``lexicon-vectors-longer``: ``word-dropout-longer`` with those vectors;
+* ``averaged``: ``word-dropout-longer`` evaluated and saved with the optimizer's running average
+  of the weights (``use_averages = true``; it reaches the torch layers since
+  ``models/pytorch_shim.py``);
+* ``unknown-words``: ``word-dropout-longer`` where a token that word dropout hides also loses its
+  static vector and Brown cluster rows (``word_dropout_knowledge``), as a word no table knows:
+  every training word has a vector, but ~28% of WNUT17's test entity tokens have none;
+* ``unknown-words-averaged``: ``unknown-words`` with ``averaged``'s weight averaging.
 
 Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
 teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
@@ -66,6 +73,12 @@ RECIPES: Dict[str, Dict] = {
     "small": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 64},
     "lexicon-vectors": {"clusters": True, "vectors": "lex", "word_dropout": 0.1, "soft": True, "max_steps": 5000, "hidden": 128},
     "lexicon-vectors-longer": {"clusters": True, "vectors": "lex", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128},
+    "averaged": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128,
+                 "averages": True},
+    "unknown-words": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000, "hidden": 128,
+                      "knowledge_dropout": True},
+    "unknown-words-averaged": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000,
+                               "hidden": 128, "knowledge_dropout": True, "averages": True},
 }
 LEXICON_WORDS = 150000
 
@@ -86,9 +99,14 @@ def recipe_config(base: Config, settings: Dict) -> Config:
         if not knowledge.get("*"):
             del feats["knowledge"]
     feats["word_dropout"] = settings["word_dropout"]
+    if settings.get("knowledge_dropout"):
+        feats["word_dropout_knowledge"] = True
+    else:
+        feats.pop("word_dropout_knowledge", None)  # TokenFeatures.v1's default: false
     cfg["corpora"]["train"]["soft"] = settings["soft"]
     cfg["training"]["max_steps"] = settings["max_steps"]
     cfg["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"] = settings["hidden"]
+    cfg["training"]["optimizer"]["use_averages"] = settings.get("averages", False)
     return cfg
 
 

@@ -192,6 +192,9 @@ RECIPE_NOTES = {
     "small": "clusters + word dropout, BiLSTM 64 each way (not 128)",
     "lexicon-vectors": "clusters + word dropout, vectors also for 150k frequent en_lexeme_prob words",
     "lexicon-vectors-longer": "`word-dropout-longer` with vectors also for 150k frequent en_lexeme_prob words",
+    "averaged": "`word-dropout-longer`, evaluated and saved with the running average of the weights",
+    "unknown-words": "`word-dropout-longer`; a hidden word also loses its vector and cluster rows",
+    "unknown-words-averaged": "`unknown-words` + the running average of the weights",
 }
 
 

@@ -2,29 +2,20 @@
 dev F1 of each written to metrics/ablation-<corpus>.json; and its README table
 (scripts/results_table.py). `spacy train` is faked: it writes a model-best whose dev score says
 which sources its config had, so the test checks that each variant really lost its source."""
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from thinc.api import Config
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "scripts"
 
 
-def _load(name: str):
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ablation = _load("ablation")
-results_table = _load("results_table")
+ablation = load_script("ablation")
+results_table = load_script("results_table")
 # What each source is worth in the fake trainer (dev F1 points out of 1).
 WORTH = {"transformer": 0.05, "spacy_pipeline": 0.08, "clusters": -0.01, "gazetteer": 0.02}
 

@@ -1,20 +1,16 @@
 """scripts/distill_recipes.py: each student recipe is configs/distilled.cfg with exactly its
 settings (clusters on/off, word dropout, soft or hard targets), and the recipe that
 configs/distilled.cfg holds is one of them."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from spacy.util import load_model_from_config
 from thinc.api import Config
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-_spec = importlib.util.spec_from_file_location("distill_recipes", SCRIPTS / "distill_recipes.py")
-recipes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(recipes)
+recipes = load_script("distill_recipes")
 
 BASE = Config().from_disk(ROOT / "configs" / "distilled.cfg", interpolate=False)
 
@@ -37,15 +33,19 @@ def test_each_recipe_has_exactly_its_settings(name):
     assert cfg["corpora"]["train"]["soft"] == settings["soft"]
     assert cfg["training"]["max_steps"] == settings["max_steps"]
     assert cfg["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"] == settings["hidden"]
+    assert cfg["training"]["optimizer"]["use_averages"] == settings.get("averages", False)
+    assert feats.get("word_dropout_knowledge", False) == settings.get("knowledge_dropout", False)
     # everything else is the base config's
     rest = Config().from_str(cfg.to_str(), interpolate=False)
     base = Config().from_str(BASE.to_str(), interpolate=False)
     for c in (rest, base):
         _features(c).pop("knowledge", None)
         _features(c).pop("word_dropout", None)
+        _features(c).pop("word_dropout_knowledge", None)
         c["corpora"]["train"].pop("soft")
         c["training"].pop("max_steps")
         c["components"]["twitter_bilstm_ner"]["model"]["encoder"].pop("hidden")
+        c["training"]["optimizer"].pop("use_averages")
     assert rest == base
 
 
@@ -71,7 +71,10 @@ def test_configs_distilled_is_one_of_the_recipes():
         "soft": BASE["corpora"]["train"]["soft"],
         "max_steps": BASE["training"]["max_steps"],
         "hidden": BASE["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"],
+        "averages": BASE["training"]["optimizer"]["use_averages"],
+        "knowledge_dropout": feats.get("word_dropout_knowledge", False),
     }
-    matches = [n for n, s in recipes.RECIPES.items() if {k: s[k] for k in settings} == settings and s["vectors"] == "all"]
+    matches = [n for n, s in recipes.RECIPES.items()
+               if {k: s.get(k, False) for k in settings} == settings and s["vectors"] == "all"]
     assert matches, f"configs/distilled.cfg ({settings}) is none of the recipes"
     assert recipes.recipe_config(BASE, recipes.RECIPES[matches[0]]) == BASE

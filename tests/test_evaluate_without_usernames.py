@@ -1,17 +1,12 @@
 """Scoring without WNUT17-style user-name entities removes them from both sides."""
-import importlib.util
-from pathlib import Path
-
 import spacy
 from spacy.tokens import Doc, DocBin
 
+from conftest import load_script
+
 
 def _script():
-    path = Path(__file__).parent.parent / "scripts" / "evaluate_without_usernames.py"
-    spec = importlib.util.spec_from_file_location("evaluate_without_usernames", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("evaluate_without_usernames")
 
 
 def test_username_entities_are_removed_from_gold_and_prediction():

@@ -149,6 +149,28 @@ def test_knowledge_sub_layers_in_order(tmp_path):
     assert model.get_ref("embed").shims[0]._model.n_extra == 4 + 3 + 2
 
 
+def test_word_dropout_knowledge_blanks_the_string_lookups_not_the_gazetteers(tmp_path):
+    """``word_dropout_knowledge``: the featurizer's blanked columns are those of the string
+    lookups (static vectors, Brown clusters), never the gazetteer flags; off by default."""
+    from spacy_twitter_ner.models.knowledge.lexeme_clusters import build_lexeme_clusters
+
+    (tmp_path / "people").write_text("lady gaga\n", encoding="utf8")
+    clusters = build_lexeme_clusters(prefixes=[4], prob_buckets=3)
+    kwargs = dict(width=16, word_dim=8, lower=True, min_freq=1, max_words=None, char_dim=4, char_filters=4,
+                  char_window=3, max_chars=10, n_chars=64, shape_dim=2, dropout=0.0, word_dropout=0.1,
+                  gazetteer_dir=str(tmp_path), gazetteer_lists=["people"])
+
+    def blanked(**more):
+        pretrained = registry.resolve({"m": {"@architectures": "spacy_twitter_ner.StaticVectors.v1", "nO": 4}})["m"]
+        model = build_token_features(pretrained=pretrained, knowledge=[clusters], **kwargs, **more)
+        module = model.get_ref("embed").shims[0]._model
+        return None if module._lookup_extra is None else numpy.flatnonzero(module._lookup_extra).tolist()
+
+    # columns: static vectors 0-3, clusters 4-(4+16+3), gazetteer flags after them
+    assert blanked(word_dropout_knowledge=True) == list(range(4 + 16 + 3))
+    assert blanked() is None
+
+
 def test_gazetteer_rows_reach_the_featurizer(tmp_path):
     """The knowledge rows are the featurizer's ``extra`` input: a token in a list changes its
     features, everything else is the same."""

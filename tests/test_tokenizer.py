@@ -17,6 +17,8 @@ from spacy_twitter_ner.tokenizer import (
     twitter_norm,
 )
 
+from conftest import load_script
+
 TWEETS_PATH = Path(__file__).parents[1] / ".." / "shared" / "data" / "raw_tweets" / "tweets.txt"
 N_REAL_TWEETS = 2000
 TOKENIZER_CONFIG = {"nlp": {"tokenizer": {"@tokenizers": "spacy_twitter_ner.TwitterTokenizer.v1"}}}
@@ -602,13 +604,7 @@ def test_nlp_disk_round_trip(tok_nlp, tmp_path):
 
 @pytest.fixture(scope="module")
 def disagreements_script():
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "scripts" / "tokenizer_disagreements.py"
-    spec = importlib.util.spec_from_file_location("tokenizer_disagreements", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tokenizer_disagreements")
 
 
 def test_disagreements_are_the_pieces_split_differently(disagreements_script, tok_nlp):

@@ -213,6 +213,30 @@ def test_word_dropout_replaces_words_by_unk_in_training_only():
         featurizer(word_dropout=1.0)
 
 
+def test_word_dropout_blanks_the_lookup_columns_of_the_dropped_tokens_only():
+    """``lookup_extra`` columns (static vectors, clusters) become zeros exactly for the tokens
+    whose word id was dropped, in training only; other extra columns are never touched."""
+    from spacy_twitter_ner.models import torch_modules
+
+    module = featurizer(word_dropout=0.5, char_filters=0, shape_dim=0, n_extra=5, word_dim=6, width=11,
+                        lookup_extra=[(0, 2), (3, 4)])
+    words = torch.arange(2, 20).repeat(50)
+    extra = torch.rand((900, 5)) + 0.5  # no zeros of its own
+    args = (torch.zeros((0, 1), dtype=torch.long), torch.zeros((900,), dtype=torch.long),
+            torch.zeros((900,), dtype=torch.long))
+    torch.manual_seed(1)
+    out = module(words, *args, extra, is_train=True)
+    dropped = (out[:, :6] == module.word_embed.weight[torch_modules.UNK_ID]).all(dim=1)
+    assert 0.4 < dropped.float().mean() < 0.6
+    lookup, other = out[:, [6, 7, 9]], out[:, [8, 10]]
+    assert torch.equal(lookup[dropped], torch.zeros_like(lookup[dropped]))
+    assert torch.equal(lookup[~dropped], extra[~dropped][:, [0, 1, 3]])
+    assert torch.equal(other, extra[:, [2, 4]])
+    assert torch.equal(module(words, *args, extra, is_train=False)[:, 6:], extra)
+    with pytest.raises(ValueError, match="lookup_extra"):
+        featurizer(n_extra=2, lookup_extra=[(1, 3)])
+
+
 def test_sparse_projection_of_binary_columns_equals_the_dense_one():
     """At prediction, binary extra columns are projected as a sum of weight columns: the same
     output as the dense projection (training keeps the dense one)."""

@@ -3,8 +3,9 @@ padding), in thinc's ``PyTorchWrapper``; tokens stay flat (Ragged) in and out.""
 from typing import Any, Callable, Tuple
 
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, Ragged, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, Ragged, torch2xp, xp2torch
 
+from .pytorch_shim import averaging_pytorch_wrapper
 from .torch_modules import BiLSTM
 
 ENCODER = "twitter_bilstm"
@@ -16,7 +17,7 @@ def build_bilstm_encoder(
 ) -> Model[Ragged, Ragged]:
     """``depth`` BiLSTM layers of ``hidden`` units each way; output width ``2 * hidden``.
     ``quantize``: predict on CPU with int8 LSTM weights (faster; training stays float32)."""
-    model = PyTorchWrapper_v3(
+    model = averaging_pytorch_wrapper(
         BiLSTM(nI, hidden, depth, dropout, quantize=quantize),
         convert_inputs=_ragged_to_tensor,
         convert_outputs=_tensor_to_ragged,

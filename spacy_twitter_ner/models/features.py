@@ -18,12 +18,13 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, Ragged, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, Ragged, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .knowledge import BINARY_ROWS
+from .knowledge import BINARY_ROWS, WORD_ROWS
 from .knowledge.gazetteer import build_gazetteer_features
 from .lexical import PAD, SHAPES, UNK, LexicalTable, build_vocab, word_key
+from .pytorch_shim import averaging_pytorch_wrapper
 from .torch_modules import TokenFeaturizer
 
 FEATURES = "twitter_features"
@@ -50,11 +51,14 @@ def build_token_features(
     gazetteer_max_len: int = 6,
     knowledge: Sequence[Model[List[Doc], Floats2d]] = (),
     word_dropout: float = 0.0,
+    word_dropout_knowledge: bool = False,
 ) -> Model[List[Doc], Ragged]:
     """Word, char CNN and shape embeddings plus frozen knowledge rows (``pretrained``, the
     gazetteer lists in ``gazetteer_dir``, and any ``knowledge`` layers: each a model giving one
     row per token, its width in ``nO``); set a size to 0 to switch a part off. ``word_dropout``:
-    the share of training tokens whose word embedding is replaced by ``<UNK>``'s."""
+    the share of training tokens whose word embedding is replaced by ``<UNK>``'s;
+    ``word_dropout_knowledge``: those tokens also lose their rows from string lookups (static
+    vectors, Brown clusters), as a word none of the tables knows."""
     sources: List[Model] = [m for m in (pretrained,) if m is not None] + list(knowledge)
     if gazetteer_lists:
         sources.append(build_gazetteer_features(gazetteer_dir, gazetteer_lists, gazetteer_max_len))
@@ -63,9 +67,10 @@ def build_token_features(
         char_filters=char_filters, char_window=char_window, n_shapes=len(SHAPES),
         shape_dim=shape_dim, n_extra=sum(m.get_dim("nO") for m in sources), dropout=dropout,
         word_dropout=word_dropout, binary_extra=binary_columns(sources),
+        lookup_extra=columns_of(sources, WORD_ROWS) if word_dropout_knowledge else (),
     )
     tables = _TableCache(lower, max_chars, n_chars)
-    embed = PyTorchWrapper_v3(
+    embed = averaging_pytorch_wrapper(
         module,
         convert_inputs=tables.to_tensors,
         convert_outputs=_tensor_to_ragged,
@@ -95,10 +100,16 @@ def knowledge_list(*sources: Model[List[Doc], Floats2d]) -> List[Model[List[Doc]
 def binary_columns(sources: Sequence[Model]) -> List[Tuple[int, int]]:
     """(start, end) columns of the concatenated knowledge rows that come from sources of 0/1
     flags (``attrs[BINARY_ROWS]``), in concatenation order."""
+    return columns_of(sources, BINARY_ROWS)
+
+
+def columns_of(sources: Sequence[Model], attr: str) -> List[Tuple[int, int]]:
+    """(start, end) columns of the concatenated knowledge rows that come from the sources
+    marked with ``attrs[attr]``, in concatenation order."""
     ranges, start = [], 0
     for source in sources:
         width = source.get_dim("nO")
-        if source.attrs.get(BINARY_ROWS):
+        if source.attrs.get(attr):
             ranges.append((start, start + width))
         start += width
     return ranges

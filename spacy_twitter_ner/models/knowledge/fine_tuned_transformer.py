@@ -25,11 +25,11 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.optimizers import Optimizer
-from thinc.shims import PyTorchShim
 from thinc.types import Floats2d
 from torch import nn
 from torch.nn import functional as F
 
+from ..pytorch_shim import AveragingPyTorchShim
 from .transformer import SubwordBatch, TransformerEncoder, resolve_model_path, run_subword_batches
 
 __all__ = ["build_fine_tuned_transformer", "FineTunedSubwords", "ScaledPyTorchShim", "FINE_TUNED"]
@@ -92,8 +92,8 @@ def _switch_off_dropout(hf_model: nn.Module) -> None:
             module.dropout_prob = 0.0  # scaled-dot-product attention reads this number
 
 
-class ScaledPyTorchShim(PyTorchShim):
-    """``PyTorchShim`` whose updates scale the optimizer's learning rate by ``lr_scale``."""
+class ScaledPyTorchShim(AveragingPyTorchShim):
+    """``PyTorchShim`` (with averages that work) whose updates scale the optimizer's learning rate by ``lr_scale``."""
 
     lr_scale: float = 1.0
 

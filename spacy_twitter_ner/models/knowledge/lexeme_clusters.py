@@ -36,7 +36,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ...normalize import URL, USR, twitter_norm
-from . import BINARY_ROWS
+from . import BINARY_ROWS, WORD_ROWS
 
 __all__ = ["LOOKUPS_PACKAGE", "build_lexeme_clusters", "load_lexeme_table", "LexemeTable"]
 
@@ -98,6 +98,7 @@ def build_lexeme_clusters(
             "other": [],  # per prefix length, whether the last column takes the other prefixes
             "prob_range": [],  # [lowest, highest] log-probability of the table
             BINARY_ROWS: True,  # one-hots
+            WORD_ROWS: True,  # looked up by the token's string
         },
     )
 

@@ -13,6 +13,7 @@ from thinc.api import Model, get_array_module
 from thinc.types import Floats2d
 
 from ..lexical import MAX_CACHED_ROWS, word_key
+from . import WORD_ROWS
 
 STATIC_VECTORS = "twitter_static_vectors"
 
@@ -29,7 +30,7 @@ def build_static_vectors(nO: int, lower: bool = True) -> Model[List[Doc], Floats
     return Model(
         STATIC_VECTORS,
         _static_forward,
-        attrs={"lower": bool(lower), "rows": _RowCache()},
+        attrs={"lower": bool(lower), "rows": _RowCache(), WORD_ROWS: True},
         dims={"nO": nO},
     )
 
