@@ -25,7 +25,10 @@ any of them; ``RECIPES`` below):
 * ``unknown-words``: ``word-dropout-longer`` where a token that word dropout hides also loses its
   static vector and Brown cluster rows (``word_dropout_knowledge``), as a word no table knows:
   every training word has a vector, but ~28% of WNUT17's test entity tokens have none;
-* ``unknown-words-averaged``: ``unknown-words`` with ``averaged``'s weight averaging.
+* ``unknown-words-averaged``: ``unknown-words`` with ``averaged``'s weight averaging;
+* ``subword-vectors``: ``word-dropout-longer`` with MiniLM's sub-word pieces in the vectors
+  table (``distill_vectors.py --subword-pieces``), so a word without a vector gets the mean of
+  its pieces' (``StaticVectors.v1 subwords = true``).
 
 Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
 teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
@@ -79,6 +82,8 @@ RECIPES: Dict[str, Dict] = {
                       "knowledge_dropout": True},
     "unknown-words-averaged": {"clusters": True, "vectors": "all", "word_dropout": 0.1, "soft": True, "max_steps": 10000,
                                "hidden": 128, "knowledge_dropout": True, "averages": True},
+    "subword-vectors": {"clusters": True, "vectors": "sub", "word_dropout": 0.1, "soft": True, "max_steps": 10000,
+                        "hidden": 128, "subwords": True},
 }
 LEXICON_WORDS = 150000
 
@@ -99,6 +104,10 @@ def recipe_config(base: Config, settings: Dict) -> Config:
         if not knowledge.get("*"):
             del feats["knowledge"]
     feats["word_dropout"] = settings["word_dropout"]
+    if settings.get("subwords"):
+        feats["pretrained"]["subwords"] = True
+    else:
+        feats["pretrained"].pop("subwords", None)  # StaticVectors.v1's default: false
     if settings.get("knowledge_dropout"):
         feats["word_dropout_knowledge"] = True
     else:
@@ -113,6 +122,8 @@ def recipe_config(base: Config, settings: Dict) -> Config:
 # vectors a recipe makes when missing: folder suffix -> distill_vectors.py arguments after --corpora
 VECTOR_VARIANTS: Dict[str, List[str]] = {
     "34k": ["--raw", "assets/raw_tweets/tweets.txt", "--max-words", "50000"],
+    "sub": ["--raw", "assets/raw_tweets/tweets.txt", "--optional-raw", "assets/raw_tweets/tweeteval.txt",
+            "--max-words", "100000", "--subword-pieces"],
     "lex": ["--raw", "assets/raw_tweets/tweets.txt", "--optional-raw", "assets/raw_tweets/tweeteval.txt",
             "--max-words", "100000", "--lexicon-words", str(LEXICON_WORDS)],
 }

@@ -102,10 +102,12 @@ def lexicon_words(n: int, have: Sequence[str], lang: str = "en") -> List[str]:
 
 
 def embed_words(
-    words: Sequence[str], model_name: str, batch_size: int = 512
+    words: Sequence[str], model_name: str, batch_size: int = 512, pieces: bool = False
 ) -> Tuple[numpy.ndarray, numpy.ndarray, Dict]:
     """(vectors, kept) : the mean of the last layer over each word's sub-words, the word alone
-    in its input; ``kept`` marks the words with at least one sub-word (others are dropped)."""
+    in its input; ``kept`` marks the words with at least one sub-word (others are dropped).
+    ``pieces``: ``words`` are entries of the encoder's sub-word vocabulary (``##`` ones
+    included), each embedded as its one id, as model2vec does."""
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModel, AutoTokenizer
@@ -126,7 +128,11 @@ def embed_words(
     pad_id = hf_tokenizer.pad_token_id or 0
     hidden = int(model.config.hidden_size)
 
-    ids = [e.ids[:MAX_SUBWORDS] for e in backend.encode_batch(list(words), add_special_tokens=False)]
+    if pieces:
+        vocab = hf_tokenizer.get_vocab()
+        ids = [[vocab[w]] if w in vocab else [] for w in words]
+    else:
+        ids = [e.ids[:MAX_SUBWORDS] for e in backend.encode_batch(list(words), add_special_tokens=False)]
     kept = numpy.array([len(x) > 0 for x in ids], dtype=bool)
     order = sorted(numpy.flatnonzero(kept).tolist(), key=lambda i: len(ids[i]))
     out = numpy.zeros((len(words), hidden), dtype="float32")
@@ -151,6 +157,22 @@ def embed_words(
             out[batch] = pooled.numpy()
     info = {"model": model_name, "path": path, "hidden_size": hidden, "layers": int(model.config.num_hidden_layers)}
     return out, kept, info
+
+
+def subword_pieces(model_name: str, have: Sequence[str]) -> List[str]:
+    """The encoder's sub-word vocabulary without special and ``[unused]`` entries and without
+    the first-position pieces that are already words of the table (their word vector serves)."""
+    from transformers import AutoTokenizer
+
+    from spacy_twitter_ner.models.knowledge.transformer import resolve_model_path
+
+    path = resolve_model_path(model_name)
+    kwargs = {"local_files_only": True} if Path(path).is_dir() else {}
+    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
+    special = set(tokenizer.all_special_tokens)
+    known = set(have)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return [p for p, _ in vocab if p not in special and not p.startswith("[unused") and p not in known and p.strip()]
 
 
 def pca(X: numpy.ndarray, dims: int) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
@@ -204,6 +226,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--min-count", type=int, default=2)
     parser.add_argument("--lexicon-words", type=int, default=0,
                         help="add this many frequent words of spacy-lookups-data's en_lexeme_prob not seen in the tweets")
+    parser.add_argument("--subword-pieces", action="store_true",
+                        help="also store the encoder's sub-word pieces (for StaticVectors.v1 subwords = true)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
@@ -251,6 +275,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     dropped = [w for w, k in zip(words, kept) if not k]
     words = [w for w, k in zip(words, kept) if k]
     X = X[kept]
+    n_pieces = 0
+    if args.subword_pieces:
+        pieces = subword_pieces(args.model, words)
+        P, kept_p, _ = embed_words(pieces, args.model, args.batch_size, pieces=True)
+        pieces = [p for p, k in zip(pieces, kept_p) if k]
+        words, X, n_pieces = words + pieces, numpy.concatenate([X, P[kept_p]]), len(pieces)
+        msg.good(f"Added {n_pieces:,} sub-word pieces of {args.model} (--subword-pieces)")
     msg.good(
         f"Embedded {len(words):,} words with {args.model} (hidden size {info['hidden_size']}, "
         f"{info['layers']} layers) in {time.perf_counter() - t0:.1f}s"
@@ -273,6 +304,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "min_count": args.min_count,
         "max_words": args.max_words,
         "lexicon_words": len(extra_words),
+        "subword_pieces": n_pieces,
         "sources": {k: v for k, v in n_tokens.items()},
         "explained_variance": float(ratio.sum()),
         "dropped": dropped[:100],

@@ -195,6 +195,7 @@ RECIPE_NOTES = {
     "averaged": "`word-dropout-longer`, evaluated and saved with the running average of the weights",
     "unknown-words": "`word-dropout-longer`; a hidden word also loses its vector and cluster rows",
     "unknown-words-averaged": "`unknown-words` + the running average of the weights",
+    "subword-vectors": "`word-dropout-longer`; a word without a vector gets the mean of its MiniLM word pieces'",
 }
 
 

@@ -35,6 +35,7 @@ def test_each_recipe_has_exactly_its_settings(name):
     assert cfg["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"] == settings["hidden"]
     assert cfg["training"]["optimizer"]["use_averages"] == settings.get("averages", False)
     assert feats.get("word_dropout_knowledge", False) == settings.get("knowledge_dropout", False)
+    assert feats["pretrained"].get("subwords", False) == settings.get("subwords", False)
     # everything else is the base config's
     rest = Config().from_str(cfg.to_str(), interpolate=False)
     base = Config().from_str(BASE.to_str(), interpolate=False)
@@ -42,6 +43,7 @@ def test_each_recipe_has_exactly_its_settings(name):
         _features(c).pop("knowledge", None)
         _features(c).pop("word_dropout", None)
         _features(c).pop("word_dropout_knowledge", None)
+        _features(c)["pretrained"].pop("subwords", None)
         c["corpora"]["train"].pop("soft")
         c["training"].pop("max_steps")
         c["components"]["twitter_bilstm_ner"]["model"]["encoder"].pop("hidden")
@@ -73,6 +75,7 @@ def test_configs_distilled_is_one_of_the_recipes():
         "hidden": BASE["components"]["twitter_bilstm_ner"]["model"]["encoder"]["hidden"],
         "averages": BASE["training"]["optimizer"]["use_averages"],
         "knowledge_dropout": feats.get("word_dropout_knowledge", False),
+        "subwords": feats["pretrained"].get("subwords", False),
     }
     matches = [n for n, s in recipes.RECIPES.items()
                if {k: s.get(k, False) for k in settings} == settings and s["vectors"] == "all"]

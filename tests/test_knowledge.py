@@ -90,6 +90,24 @@ def test_static_vectors_empty_batch_and_vector_changes():
     numpy.testing.assert_allclose(model.predict([nlp("zzz")]), [[1, 1, 1, 1]])
 
 
+def test_static_vectors_subword_fallback():
+    """``subwords``: a word without a vector gets the mean of its greedy longest-match pieces
+    (first as is, later as ``##piece``); words with a vector and words with no piece are as
+    without it; off by default."""
+    from spacy_twitter_ner.models.knowledge.static_vectors import piece_rows
+
+    nlp = vectors_nlp()
+    nlp.vocab.set_vector("##ville", numpy.asarray([0, 0, 2, 2], dtype="float32"))
+    find = nlp.vocab.vectors.find
+    assert piece_rows("parisville", find) == [find(key="paris"), find(key="##ville")]
+    assert piece_rows("xparis", find) == []  # a later piece is looked up in its ##form only
+    docs = [nlp("Parisville paris qqq Parisville")]
+    with_pieces = build_static_vectors(nO=4, subwords=True).predict(docs)
+    numpy.testing.assert_allclose(with_pieces, [[0.5, 0, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0], [0.5, 0, 1, 1]])
+    plain = build_static_vectors(nO=4).predict(docs)
+    numpy.testing.assert_allclose(plain, [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
 def test_static_vectors_width_errors():
     nlp = vectors_nlp()
     with pytest.raises(ValueError, match=r"width 4.*nO = 8"):
@@ -422,6 +440,22 @@ def test_distill_writes_loadable_vectors(tmp_path, distill):
     numpy.testing.assert_allclose(Y[0], nlp.vocab.get_vector("paris"))
     numpy.testing.assert_allclose(Y[1], nlp.vocab.get_vector("<USR>"))
     assert Y[2].sum() == 0
+
+
+def test_distill_subword_pieces(distill):
+    """``--subword-pieces``: the encoder's word pieces without special/[unused] entries or pieces
+    that are already words of the table, each embedded as its one id (``##ing`` is not ``ing``)."""
+    pytest.importorskip("transformers")
+    if not HAS_MINILM:
+        pytest.skip(f"{MINILM_PACKAGE} is not installed")
+    pieces = distill.subword_pieces(MINILM_PACKAGE, have=["paris"])
+    assert "##ing" in pieces and "london" in pieces
+    assert "paris" not in pieces and "[CLS]" not in pieces and not any(p.startswith("[unused") for p in pieces)
+    X, kept, _ = distill.embed_words(["##ing", "ing", "not-a-piece"], MINILM_PACKAGE, pieces=True)
+    assert kept.tolist() == [True, True, False]
+    assert not numpy.allclose(X[0], X[1])
+    words, _, _ = distill.embed_words(["ing"], MINILM_PACKAGE)
+    numpy.testing.assert_allclose(words[0], X[1], rtol=1e-4, atol=1e-5)  # a one-piece word: the same input
 
 
 def test_distill_optional_raw_is_used_when_present_and_named_when_missing(tmp_path, distill, capsys):

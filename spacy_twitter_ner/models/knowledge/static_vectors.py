@@ -23,14 +23,17 @@ def _no_backprop(dY: Any) -> List:
 
 
 @registry.architectures("spacy_twitter_ner.StaticVectors.v1")
-def build_static_vectors(nO: int, lower: bool = True) -> Model[List[Doc], Floats2d]:
+def build_static_vectors(nO: int, lower: bool = True, subwords: bool = False) -> Model[List[Doc], Floats2d]:
     """spaCy's static vectors of each token (``doc.vocab.vectors``), looked up by
     ``word_key(token.text, lower)`` (so ``<USR>``/``<URL>`` for mentions and URLs); zeros for
-    words without a vector. ``nO`` must be the vectors' width."""
+    words without a vector. ``nO`` must be the vectors' width. ``subwords``: a word without a
+    vector gets the mean of the rows of its greedy longest-match pieces (WordPiece's rule: the
+    first piece as is, the others as ``##piece``), which the table holds when
+    ``scripts/distill_vectors.py --subword-pieces`` made it; zeros only when no piece is found."""
     return Model(
         STATIC_VECTORS,
         _static_forward,
-        attrs={"lower": bool(lower), "rows": _RowCache(), WORD_ROWS: True},
+        attrs={"lower": bool(lower), "subwords": bool(subwords), "rows": _RowCache(), WORD_ROWS: True},
         dims={"nO": nO},
     )
 
@@ -42,6 +45,7 @@ class _RowCache:
     def __init__(self) -> None:
         self.key: Optional[Tuple] = None
         self.rows: Dict[int, int] = {}
+        self.pieces: Dict[int, Tuple[int, ...]] = {}  # ORTH id -> piece rows (subword fallback)
         self._lock = threading.Lock()
 
     def for_vectors(self, vectors: Any) -> Dict[int, int]:
@@ -50,6 +54,7 @@ class _RowCache:
             if key != self.key or len(self.rows) >= MAX_CACHED_ROWS:
                 self.key = key
                 self.rows = {}
+                self.pieces = {}
             return self.rows
 
     def __deepcopy__(self, memo: Dict) -> "_RowCache":
@@ -83,14 +88,45 @@ def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floa
             row = int(find(key=word_key(strings[orth], lower)))
             table[orth] = row
         rows[i] = row
-    index = rows[inverse.reshape(-1)]
     data = vectors.data
     xp = get_array_module(data)
-    known = index >= 0
-    Y = xp.take(data, xp.asarray(numpy.where(known, index, 0)), axis=0)
-    if not known.all():
-        Y[xp.asarray(~known)] = 0
+    # one row per distinct string (zeros where the table has none), then one per token
+    U = xp.take(data, xp.asarray(numpy.where(rows >= 0, rows, 0)), axis=0)
+    if (rows < 0).any():
+        U[xp.asarray(rows < 0)] = 0
+        if model.attrs.get("subwords"):
+            pieces = model.attrs["rows"].pieces
+            for i in numpy.flatnonzero(rows < 0).tolist():
+                orth = int(uniq[i])
+                found = pieces.get(orth)
+                if found is None:
+                    found = pieces[orth] = tuple(piece_rows(word_key(strings[orth], lower), find))
+                if found:
+                    U[i] = data[xp.asarray(list(found))].mean(axis=0)
+    Y = U[xp.asarray(inverse.reshape(-1))]
     return model.ops.asarray2f(Y, dtype="float32"), _no_backprop
+
+
+def piece_rows(word: str, find: Callable[..., int], max_chars: int = 64) -> List[int]:
+    """Rows of ``word``'s greedy longest-match pieces in the table (WordPiece's rule: the first
+    piece as is, the later ones as ``##piece``); a character no piece starts with is skipped."""
+    word = word[:max_chars]
+    rows: List[int] = []
+    start = 0
+    while start < len(word):
+        end, row = len(word), -1
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            row = int(find(key=piece))
+            if row >= 0:
+                break
+            end -= 1
+        if row < 0:
+            start += 1
+            continue
+        rows.append(row)
+        start = end
+    return rows
 
 
 def _check_vectors(vectors: Any, nO: int) -> None:
