@@ -24,7 +24,7 @@ any of them; ``RECIPES`` below):
   ``models/pytorch_shim.py``);
 * ``unknown-words``: ``word-dropout-longer`` where a token that word dropout hides also loses its
   static vector and Brown cluster rows (``word_dropout_knowledge``), as a word no table knows:
-  every training word has a vector, but ~28% of WNUT17's test entity tokens have none;
+  ~28% of WNUT17's test entity tokens have no vector;
 * ``unknown-words-averaged``: ``unknown-words`` with ``averaged``'s weight averaging;
 * ``subword-vectors``: ``word-dropout-longer`` with MiniLM's sub-word pieces in the vectors
   table (``distill_vectors.py --subword-pieces``), so a word without a vector gets the mean of

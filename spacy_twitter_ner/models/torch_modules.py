@@ -36,7 +36,7 @@ class TokenFeaturizer(nn.Module):
     ``lookup_extra``: (start, end) column ranges of ``extra`` that are lookups of the token's
     string (static vectors, Brown clusters). A token whose word id word dropout replaced gets
     zeros there too, which is what a word unknown to every table gets at prediction: static
-    vectors miss ~28% of WNUT17's test entity tokens, while every training word has its row.
+    vectors miss ~28% of WNUT17's test entity tokens.
 
     ``binary_extra``: (start, end) column ranges of ``extra`` that hold 0/1 flags, mostly zeros
     (gazetteer flags, cluster one-hots). At prediction their part of the projection is a sum of
