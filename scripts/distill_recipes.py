@@ -28,7 +28,12 @@ any of them; ``RECIPES`` below):
 * ``unknown-words-averaged``: ``unknown-words`` with ``averaged``'s weight averaging;
 * ``subword-vectors``: ``word-dropout-longer`` with MiniLM's sub-word pieces in the vectors
   table (``distill_vectors.py --subword-pieces``), so a word without a vector gets the mean of
-  its pieces' (``StaticVectors.v1 subwords = true``).
+  its pieces' (``StaticVectors.v1 subwords = true``);
+* ``subword-dropout``: ``subword-vectors`` where, in training, 10% of the distinct words of a
+  batch that have a vector get their pieces' mean instead (``subword_dropout = 0.1``): the rows
+  the model meets at prediction for the rare words without a vector (43% of WNUT17's test
+  entities have such a token, ``scripts/recall_by_vectors.py``), which training otherwise
+  almost never shows it.
 
 Inputs: corpus/<corpus>/{train,dev,test}.spacy, assets/silver/<corpus> (`spacy project run
 teach`), assets/vectors/<corpus>-minilm-256 (`vectors`, all raw tweets) and, for ``previous``,
@@ -36,7 +41,10 @@ assets/vectors/<corpus>-minilm-256-34k (made here from tweets.txt when missing).
 training/<corpus>-distilled-<recipe>/ (config, model, train.json), metrics/<corpus>-distilled-
 <recipe>-{dev,test}.json and the summary metrics/distill-recipes-<corpus>.json (dev and test F1
 and train time of each recipe; choose by dev). A recipe whose metric files exist is not trained
-again (--force retrains).
+again (--force retrains). ``--seed N`` (N > 0) trains a recipe again with another seed, into
+training/<corpus>-distilled-<recipe>-seedN and metrics/distill-recipes-<corpus>-seedN.json: a dev
+F1 is the best of ~20 noisy evaluations, so a recipe's dev F1 over seeds is the steadier choice
+(scripts/results_table.py averages the seeds each recipe ran).
 """
 import argparse
 import subprocess
@@ -84,6 +92,8 @@ RECIPES: Dict[str, Dict] = {
                                "hidden": 128, "knowledge_dropout": True, "averages": True},
     "subword-vectors": {"clusters": True, "vectors": "sub", "word_dropout": 0.1, "soft": True, "max_steps": 10000,
                         "hidden": 128, "subwords": True},
+    "subword-dropout": {"clusters": True, "vectors": "sub", "word_dropout": 0.1, "soft": True, "max_steps": 10000,
+                        "hidden": 128, "subwords": True, "subword_dropout": 0.1},
 }
 LEXICON_WORDS = 150000
 
@@ -108,6 +118,10 @@ def recipe_config(base: Config, settings: Dict) -> Config:
         feats["pretrained"]["subwords"] = True
     else:
         feats["pretrained"].pop("subwords", None)  # StaticVectors.v1's default: false
+    if settings.get("subword_dropout"):
+        feats["pretrained"]["subword_dropout"] = settings["subword_dropout"]
+    else:
+        feats["pretrained"].pop("subword_dropout", None)  # StaticVectors.v1's default: 0
     if settings.get("knowledge_dropout"):
         feats["word_dropout_knowledge"] = True
     else:
@@ -143,6 +157,13 @@ def vectors_for(corpus: str, which: str) -> Path:
     return path
 
 
+def seed_suffix(seed: int) -> str:
+    """``-seed<N>`` for the runs and summary of another seed than 0, so they never overwrite seed
+    0's (training/<corpus>-distilled-<recipe>-seed1, metrics/distill-recipes-<corpus>-seed1.json);
+    seed 0 keeps the plain names."""
+    return f"-seed{seed}" if seed else ""
+
+
 def run(cmd: List[str]) -> None:
     msg.info(" ".join(cmd))
     if subprocess.run(cmd).returncode != 0:
@@ -164,13 +185,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not base_paths.silver.exists():
         parser.error(f"{base_paths.silver} does not exist: run `spacy project run teach . --vars.corpus {args.corpus}` first")
     base = Config().from_disk(base_paths.config, interpolate=False)
-    summary_path = Path("metrics") / f"distill-recipes-{args.corpus}.json"
+    summary_path = Path("metrics") / f"distill-recipes-{args.corpus}{seed_suffix(args.seed)}.json"
     summary = srsly.read_json(summary_path) if summary_path.exists() else {}
     summary.update({"corpus": args.corpus, "seed": args.seed, "silver": str(base_paths.silver),
                     "metric": "entity F1 of model-best (spaCy's scorer, gold tokens); choose by dev"})
     results = summary.setdefault("recipes", {})
     for name in args.recipes:
-        paths = project_paths(args.corpus, "distilled", suffix=f"-{name}")
+        paths = project_paths(args.corpus, "distilled", suffix=f"-{name}{seed_suffix(args.seed)}")
         if args.force or not paths.test_metrics.exists():
             paths.output.mkdir(parents=True, exist_ok=True)
             cfg_path = paths.output / "config.cfg"

@@ -21,18 +21,17 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from wasabi import msg
 
-from spacy_twitter_ner.models.lexical import word_key
+from spacy_twitter_ner.models.knowledge.static_vectors import vector_row
 
 GROUPS = ("all_tokens_have_vectors", "some_token_without_vector")
 
 
 def vector_lookup(nlp: Language, lower: bool = True) -> Callable[[str], bool]:
     """Whether a token text has a row in ``nlp``'s static vectors (StaticVectors.v1's key)."""
-    vectors, strings = nlp.vocab.vectors, nlp.vocab.strings
+    vectors = nlp.vocab.vectors
 
     def has_vector(text: str) -> bool:
-        key = word_key(text, lower)
-        return key in strings and strings[key] in vectors.key2row
+        return vector_row(vectors, text, lower) >= 0
 
     return has_vector
 

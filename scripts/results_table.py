@@ -196,40 +196,64 @@ RECIPE_NOTES = {
     "unknown-words": "`word-dropout-longer`; a hidden word also loses its vector and cluster rows",
     "unknown-words-averaged": "`unknown-words` + the running average of the weights",
     "subword-vectors": "`word-dropout-longer`; a word without a vector gets the mean of its MiniLM word pieces'",
+    "subword-dropout": "`subword-vectors`; in training, 10% of the words with a vector get their pieces' mean instead",
 }
 
 
 def recipe_rows(metrics: Path) -> List[str]:
     """One row per student recipe of metrics/distill-recipes-<corpus>.json: dev and test F1 on each
-    corpus where it ran; the recipe chosen on dev is marked."""
+    corpus where it ran (seed 0), with the mean dev F1 over seeds where the recipe also ran with
+    others (metrics/distill-recipes-<corpus>-seed<N>.json); the recipe chosen on dev is marked."""
     found = {c: srsly.read_json(metrics / f"distill-recipes-{c}.json") for c in CORPORA
              if (metrics / f"distill-recipes-{c}.json").exists()}
     if not found:
         return []
+    devs = {c: seed_devs(metrics, c) for c in found}
     names = list(dict.fromkeys(n for data in found.values() for n in data.get("recipes", {})))
-    chosen = chosen_recipe(found)
+    chosen = chosen_recipe(found, devs)
     rows = ["| recipe | " + " | ".join(f"{c} dev F1 | {c} test F1" for c in found) + " |",
             "|---|" + "---|---|" * len(found)]
     for name in names:
         cells = []
-        for data in found.values():
+        for corpus, data in found.items():
             r = data.get("recipes", {}).get(name)
             mark = " (best on dev)" if data.get("best_on_dev") == name else ""
             silver = f" ({r['silver_tweets'] // 1000}k teacher-labelled)" if r and r.get("silver_tweets") else ""
-            cells += ["-", "-"] if r is None else [f"{pct(r.get('dev_f'))}{mark}{silver}", pct(r.get("test_f"))]
+            runs = devs[corpus].get(name, [])
+            seeds = f"; mean of {len(runs)} seeds {pct(sum(runs) / len(runs))}" if len(runs) > 1 else ""
+            cells += ["-", "-"] if r is None else [f"{pct(r.get('dev_f'))}{mark}{silver}{seeds}", pct(r.get("test_f"))]
         label = f"**`{name}`** (chosen)" if name == chosen else f"`{name}`"
         rows.append(f"| {label}: {RECIPE_NOTES.get(name, '')} | " + " | ".join(cells) + " |")
     return rows
 
 
-def chosen_recipe(found: Dict[str, Dict]) -> Optional[str]:
+def seed_devs(metrics: Path, corpus: str) -> Dict[str, List[float]]:
+    """Recipe -> its dev F1 with each seed it ran on ``corpus``: seed 0 from
+    distill-recipes-<corpus>.json, others from distill-recipes-<corpus>-seed<N>.json."""
+    runs: Dict[str, List[float]] = {}
+    paths = [metrics / f"distill-recipes-{corpus}.json", *sorted(metrics.glob(f"distill-recipes-{corpus}-seed*.json"))]
+    for path in paths:
+        if path.exists():
+            for name, r in srsly.read_json(path).get("recipes", {}).items():
+                if r.get("dev_f") is not None:
+                    runs.setdefault(name, []).append(r["dev_f"])
+    return runs
+
+
+def chosen_recipe(found: Dict[str, Dict], devs: Optional[Dict[str, Dict[str, List[float]]]] = None) -> Optional[str]:
     """The recipe for the one shared config: the best mean dev F1 over the corpora, among the
-    recipes run on every corpus of ``found`` (one corpus alone can prefer another)."""
+    recipes run on every corpus of ``found`` (one corpus alone can prefer another). A corpus's dev
+    F1 of a recipe is the mean over the seeds it ran there (``devs``, from ``seed_devs``), else
+    its seed-0 run's: one run's dev F1 is the best of ~20 noisy evaluations."""
     scores: Dict[str, float] = {}
     for name in dict.fromkeys(n for data in found.values() for n in data.get("recipes", {})):
-        devs = [(data.get("recipes", {}).get(name) or {}).get("dev_f") for data in found.values()]
-        if all(d is not None for d in devs):
-            scores[name] = sum(devs) / len(devs)
+        per_corpus = []
+        for corpus, data in found.items():
+            runs = (devs or {}).get(corpus, {}).get(name)
+            seed0 = (data.get("recipes", {}).get(name) or {}).get("dev_f")
+            per_corpus.append(sum(runs) / len(runs) if runs else seed0)
+        if all(d is not None for d in per_corpus):
+            scores[name] = sum(per_corpus) / len(per_corpus)
     return max(scores, key=lambda n: scores[n]) if scores else None
 
 
@@ -304,7 +328,9 @@ def render(metrics: Path) -> str:
             "Student recipes of the distilled default (`spacy project run distill-recipes`, source",
             "`metrics/distill-recipes-<corpus>.json`): one teacher pass, seed 0, one change at a time;",
             "`configs/distilled.cfg` (= `default.cfg`) is the recipe with the best mean dev F1 over the",
-            "corpora it ran on (**chosen**; one corpus alone may prefer another, marked *best on dev*).",
+            "corpora it ran on (**chosen**; one corpus alone may prefer another, marked *best on dev*),",
+            "a corpus's dev F1 being the mean over the seeds the recipe ran there where it ran more than",
+            "one (`--seed N`, `metrics/distill-recipes-<corpus>-seedN.json`).",
             "Recipes are comparable within a teacher pass (the number of teacher-labelled tweets it held):",
             "",
             *recipes,

@@ -36,6 +36,7 @@ def test_each_recipe_has_exactly_its_settings(name):
     assert cfg["training"]["optimizer"]["use_averages"] == settings.get("averages", False)
     assert feats.get("word_dropout_knowledge", False) == settings.get("knowledge_dropout", False)
     assert feats["pretrained"].get("subwords", False) == settings.get("subwords", False)
+    assert feats["pretrained"].get("subword_dropout", 0.0) == settings.get("subword_dropout", 0.0)
     # everything else is the base config's
     rest = Config().from_str(cfg.to_str(), interpolate=False)
     base = Config().from_str(BASE.to_str(), interpolate=False)
@@ -44,6 +45,7 @@ def test_each_recipe_has_exactly_its_settings(name):
         _features(c).pop("word_dropout", None)
         _features(c).pop("word_dropout_knowledge", None)
         _features(c)["pretrained"].pop("subwords", None)
+        _features(c)["pretrained"].pop("subword_dropout", None)
         c["corpora"]["train"].pop("soft")
         c["training"].pop("max_steps")
         c["components"]["twitter_bilstm_ner"]["model"]["encoder"].pop("hidden")
@@ -76,8 +78,21 @@ def test_configs_distilled_is_one_of_the_recipes():
         "averages": BASE["training"]["optimizer"]["use_averages"],
         "knowledge_dropout": feats.get("word_dropout_knowledge", False),
         "subwords": feats["pretrained"].get("subwords", False),
+        "subword_dropout": feats["pretrained"].get("subword_dropout", False),
     }
     matches = [n for n, s in recipes.RECIPES.items()
                if {k: s.get(k, False) for k in settings} == settings and s["vectors"] == "all"]
     assert matches, f"configs/distilled.cfg ({settings}) is none of the recipes"
     assert recipes.recipe_config(BASE, recipes.RECIPES[matches[0]]) == BASE
+
+
+def test_other_seeds_never_overwrite_seed_zero():
+    """Seed 0 keeps the plain names; another seed's runs and summary get their own."""
+    from commands import project_paths
+
+    assert recipes.seed_suffix(0) == ""
+    plain = project_paths("wnut17", "distilled", suffix=f"-averaged{recipes.seed_suffix(0)}")
+    seeded = project_paths("wnut17", "distilled", suffix=f"-averaged{recipes.seed_suffix(1)}")
+    assert plain.output.name == "wnut17-distilled-averaged"
+    assert seeded.output.name == "wnut17-distilled-averaged-seed1"
+    assert seeded.dev_metrics.name == "wnut17-distilled-averaged-seed1-dev.json"

@@ -513,3 +513,35 @@ def test_features_with_transformer_train_save_load(tmp_path, tiny_helpers):
     a = nlp.get_pipe("twitter_bilstm_ner").tag_probabilities(nlp(text))[0]
     b = loaded.get_pipe("twitter_bilstm_ner").tag_probabilities(loaded(text))[0]
     numpy.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_static_vectors_subword_dropout_trains_on_piece_means():
+    """``subword_dropout``: in training only, a word with a vector may get its pieces' mean (the
+    word itself not one of them), as a rare word without a vector does at prediction; the same
+    numpy seed draws the same words; a bad rate or no ``subwords`` is a clear error."""
+    from spacy_twitter_ner.models.knowledge.static_vectors import piece_rows
+
+    nlp = vectors_nlp()
+    for key, row in (("pari", [0, 0, 4, 0]), ("##s", [0, 0, 0, 4]), ("parisville", [9, 9, 9, 9]),
+                     ("##ville", [0, 0, 2, 2])):
+        nlp.vocab.set_vector(key, numpy.asarray(row, dtype="float32"))
+    find = nlp.vocab.vectors.find
+    assert piece_rows("paris", find) == [find(key="paris")]
+    assert piece_rows("paris", find, whole=False) == [find(key="pari"), find(key="##s")]
+    assert piece_rows("parisville", find, whole=False) == [find(key="paris"), find(key="##ville")]
+    docs = [nlp("paris parisville @someone")]
+    model = build_static_vectors(nO=4, subwords=True, subword_dropout=0.999999)
+    numpy.testing.assert_allclose(model.predict(docs), [[1, 0, 0, 0], [9, 9, 9, 9], [0, 1, 0, 0]])
+    numpy.random.seed(0)
+    trained, _ = model(docs, is_train=True)
+    numpy.testing.assert_allclose(trained, [[0, 0, 2, 2], [0.5, 0, 1, 1], [0, 1, 0, 0]])
+    half = build_static_vectors(nO=4, subwords=True, subword_dropout=0.5)
+    many = [nlp(" ".join(["paris"] * 3))] * 40
+    numpy.random.seed(1)
+    first = numpy.asarray(half(many, is_train=True)[0])
+    numpy.random.seed(1)
+    numpy.testing.assert_allclose(half(many, is_train=True)[0], first)
+    with pytest.raises(ValueError, match="subword_dropout must be"):
+        build_static_vectors(nO=4, subwords=True, subword_dropout=1.0)
+    with pytest.raises(ValueError, match="needs subwords = true"):
+        build_static_vectors(nO=4, subword_dropout=0.1)

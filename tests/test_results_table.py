@@ -257,3 +257,22 @@ def test_recipe_for_the_shared_config_is_the_best_mean_dev(tmp_path):
     assert len(chosen) == 1 and chosen[0].startswith("| **`base`** (chosen):")
     solo = next(r for r in rows if r.startswith("| `solo`"))
     assert solo.endswith("| - | - | 60.0 (best on dev) | 40.0 |")
+
+
+def test_recipe_choice_averages_the_seeds_a_recipe_ran(tmp_path):
+    """A recipe's dev F1 on a corpus is the mean over its seeds where it ran more than one: a
+    lucky seed-0 peak no longer decides alone, and the row shows the mean."""
+    table = load_script("results_table")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _write(metrics / "distill-recipes-wnut17.json", {"best_on_dev": "peak", "recipes": {
+        "peak": {"dev_f": 0.58, "test_f": 0.40}, "steady": {"dev_f": 0.57, "test_f": 0.43}}})
+    assert next(r for r in table.recipe_rows(metrics) if "(chosen)" in r).startswith("| **`peak`**")
+    _write(metrics / "distill-recipes-wnut17-seed1.json", {"seed": 1, "recipes": {
+        "peak": {"dev_f": 0.55, "test_f": 0.39}, "steady": {"dev_f": 0.57, "test_f": 0.42}}})
+    devs = table.seed_devs(metrics, "wnut17")
+    assert devs["peak"] == pytest.approx([0.58, 0.55]) and devs["steady"] == pytest.approx([0.57, 0.57])
+    rows = table.recipe_rows(metrics)
+    chosen = [r for r in rows if "(chosen)" in r]
+    assert len(chosen) == 1 and chosen[0].startswith("| **`steady`** (chosen):")
+    assert "| 58.0 (best on dev); mean of 2 seeds 56.5 | 40.0 |" in next(r for r in rows if r.startswith("| `peak`"))

@@ -12,6 +12,7 @@ from spacy.util import registry
 from thinc.api import Model, get_array_module
 from thinc.types import Floats2d
 
+from ...tokenizer import URL, USR
 from ..lexical import MAX_CACHED_ROWS, word_key
 from . import WORD_ROWS
 
@@ -23,17 +24,27 @@ def _no_backprop(dY: Any) -> List:
 
 
 @registry.architectures("spacy_twitter_ner.StaticVectors.v1")
-def build_static_vectors(nO: int, lower: bool = True, subwords: bool = False) -> Model[List[Doc], Floats2d]:
+def build_static_vectors(nO: int, lower: bool = True, subwords: bool = False,
+                         subword_dropout: float = 0.0) -> Model[List[Doc], Floats2d]:
     """spaCy's static vectors of each token (``doc.vocab.vectors``), looked up by
     ``word_key(token.text, lower)`` (so ``<USR>``/``<URL>`` for mentions and URLs); zeros for
     words without a vector. ``nO`` must be the vectors' width. ``subwords``: a word without a
     vector gets the mean of the rows of its greedy longest-match pieces (WordPiece's rule: the
     first piece as is, the others as ``##piece``), which the table holds when
-    ``scripts/distill_vectors.py --subword-pieces`` made it; zeros only when no piece is found."""
+    ``scripts/distill_vectors.py --subword-pieces`` made it; zeros only when no piece is found.
+    ``subword_dropout`` (training only, with ``subwords``): each distinct word of a batch that has
+    a vector gets, with this probability, the mean of its pieces instead (the word itself not
+    counted as its first piece), so the model learns from the rows it meets for the rare words
+    no table holds (the numpy seed spaCy fixes draws them)."""
+    if not 0.0 <= subword_dropout < 1.0:
+        raise ValueError(f"StaticVectors.v1: subword_dropout must be in [0, 1), got {subword_dropout}")
+    if subword_dropout and not subwords:
+        raise ValueError("StaticVectors.v1: subword_dropout needs subwords = true (the pieces' rows)")
     return Model(
         STATIC_VECTORS,
         _static_forward,
-        attrs={"lower": bool(lower), "subwords": bool(subwords), "rows": _RowCache(), WORD_ROWS: True},
+        attrs={"lower": bool(lower), "subwords": bool(subwords), "subword_dropout": float(subword_dropout),
+               "rows": _RowCache(), WORD_ROWS: True},
         dims={"nO": nO},
     )
 
@@ -46,6 +57,7 @@ class _RowCache:
         self.key: Optional[Tuple] = None
         self.rows: Dict[int, int] = {}
         self.pieces: Dict[int, Tuple[int, ...]] = {}  # ORTH id -> piece rows (subword fallback)
+        self.split: Dict[int, Tuple[int, ...]] = {}  # ORTH id -> piece rows, not the word itself
         self._lock = threading.Lock()
 
     def for_vectors(self, vectors: Any) -> Dict[int, int]:
@@ -55,6 +67,7 @@ class _RowCache:
                 self.key = key
                 self.rows = {}
                 self.pieces = {}
+                self.split = {}
             return self.rows
 
     def __deepcopy__(self, memo: Dict) -> "_RowCache":
@@ -85,8 +98,7 @@ def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floa
     for i, orth in enumerate(uniq.tolist()):
         row = table.get(orth)
         if row is None:
-            row = int(find(key=word_key(strings[orth], lower)))
-            table[orth] = row
+            row = table[orth] = vector_row(vectors, strings[orth], lower)
         rows[i] = row
     data = vectors.data
     xp = get_array_module(data)
@@ -103,18 +115,38 @@ def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floa
                     found = pieces[orth] = tuple(piece_rows(word_key(strings[orth], lower), find))
                 if found:
                     U[i] = data[xp.asarray(list(found))].mean(axis=0)
+    p = model.attrs.get("subword_dropout", 0.0)
+    if is_train and p > 0:
+        split = model.attrs["rows"].split
+        known = numpy.flatnonzero(rows >= 0)
+        for i in known[numpy.random.random(len(known)) < p].tolist():
+            orth = int(uniq[i])
+            found = split.get(orth)
+            if found is None:
+                key = word_key(strings[orth], lower)  # <USR>/<URL> always have their row
+                found = split[orth] = () if key in (USR, URL) else tuple(piece_rows(key, find, whole=False))
+            if found:
+                U[i] = data[xp.asarray(list(found))].mean(axis=0)
     Y = U[xp.asarray(inverse.reshape(-1))]
     return model.ops.asarray2f(Y, dtype="float32"), _no_backprop
 
 
-def piece_rows(word: str, find: Callable[..., int], max_chars: int = 64) -> List[int]:
+def vector_row(vectors: Any, text: str, lower: bool) -> int:
+    """The row of ``text`` in ``vectors`` under this layer's key (``word_key``: ``<USR>``/``<URL>``,
+    optionally lower-cased); -1 when the table has none. Scripts that ask "has this word a
+    vector?" use it, so they agree with the model."""
+    return int(vectors.find(key=word_key(text, lower)))
+
+
+def piece_rows(word: str, find: Callable[..., int], max_chars: int = 64, whole: bool = True) -> List[int]:
     """Rows of ``word``'s greedy longest-match pieces in the table (WordPiece's rule: the first
-    piece as is, the later ones as ``##piece``); a character no piece starts with is skipped."""
+    piece as is, the later ones as ``##piece``); a character no piece starts with is skipped.
+    ``whole=False``: the word itself is no piece (its split, as if the table lacked it)."""
     word = word[:max_chars]
     rows: List[int] = []
     start = 0
     while start < len(word):
-        end, row = len(word), -1
+        end, row = len(word) - (start == 0 and not whole), -1
         while end > start:
             piece = word[start:end] if start == 0 else "##" + word[start:end]
             row = int(find(key=piece))
