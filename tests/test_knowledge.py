@@ -108,6 +108,21 @@ def test_static_vectors_subword_fallback():
     numpy.testing.assert_allclose(plain, [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
+def test_piece_means_equal_numpy_mean_bit_for_bit():
+    """The sub-word rows of a batch are summed per piece count, not word by word: the same
+    float32 values as ``data[rows].mean(axis=0)``, so results do not depend on the batch."""
+    from spacy_twitter_ner.models.knowledge.static_vectors import _set_piece_means
+
+    rng = numpy.random.default_rng(0)
+    data = rng.standard_normal((50, 8)).astype("float32")
+    pieces = [tuple(rng.integers(0, 50, int(k)).tolist()) for k in rng.integers(0, 7, 30)]
+    U = numpy.full((30, 8), -1.0, dtype="float32")
+    _set_piece_means(U, data, numpy.arange(30), pieces)
+    for j, rows in enumerate(pieces):
+        want = data[list(rows)].mean(axis=0) if rows else numpy.full(8, -1.0, dtype="float32")
+        assert numpy.array_equal(U[j], want), (j, rows)
+
+
 def test_static_vectors_width_errors():
     nlp = vectors_nlp()
     with pytest.raises(ValueError, match=r"width 4.*nO = 8"):

@@ -354,6 +354,9 @@ def test_lexeme_clusters_rows(clusters):
     assert Y[4].sum() == 0 and Y[5].sum() == 0 and Y[7].sum() == 0
     numpy.testing.assert_array_equal(Y[6], Y[2])
     assert Y[2].sum() == 5
+    # the rows of strings met before come from the per-string memo: the same, alone or in a batch
+    numpy.testing.assert_array_equal(clusters.predict(docs), Y)
+    numpy.testing.assert_array_equal(clusters.predict([nlp("#Paris @bob")]), Y[[6, 4]])
 
 
 @needs_lookups

@@ -121,3 +121,22 @@ def test_featurize_batch_without_tokens():
         [Doc(vocab, words=[]), Doc(vocab, words=[])])
     assert words.shape == index.shape == shapes.shape == (0,)
     assert chars.shape == (0, 1) and lengths.tolist() == [0, 0]
+
+
+def test_string_memo_is_bounded_and_keeps_frequent_strings():
+    """Two generations of ``limit`` entries: memory stays bounded over an endless stream, and a
+    string met in each generation (a frequent one) survives the turnover."""
+    from spacy_twitter_ner.models.lexical import StringMemo
+
+    memo = StringMemo(limit=3)
+    memo[1] = "the"
+    for key in range(100, 200):  # a stream of new strings, "the" met again now and then
+        if memo.get(key) is None:
+            memo[key] = str(key)
+        if key % 2 == 0:
+            assert memo.get(1) == "the"
+        assert len(memo) <= 6
+    assert memo.get(100) is None  # a string met once is forgotten
+    assert memo.get(1) == "the" and memo.get(404, "default") == "default"
+    memo.clear()
+    assert len(memo) == 0 and memo.get(1) is None

@@ -18,12 +18,14 @@ def featurizer(dropout=0.0, width=12, **sizes):
 
 
 def featurizer_inputs(n_tokens=7, n_distinct=5, max_chars=6, seed=0):
+    """As LexicalTable.featurize_batch makes them: tokens of the same distinct string (the same
+    ``index``) have the same word and shape ids."""
     g = torch.Generator().manual_seed(seed)
-    words = torch.randint(0, 20, (n_tokens,), generator=g)
     chars = torch.randint(1, 30, (n_distinct, max_chars), generator=g)
     chars[:, max_chars - 2:] = 0  # every token shorter than the window: padding
     index = torch.randint(0, n_distinct, (n_tokens,), generator=g)
-    shapes = torch.randint(0, 13, (n_tokens,), generator=g)
+    words = torch.randint(0, 20, (n_distinct,), generator=g)[index]
+    shapes = torch.randint(0, 13, (n_distinct,), generator=g)[index]
     extra = torch.rand((n_tokens, 2), generator=g)
     return words, chars, index, shapes, extra
 
@@ -260,6 +262,47 @@ def test_sparse_projection_of_binary_columns_equals_the_dense_one():
     assert sparse.project.weight.grad is not None
     with pytest.raises(ValueError, match="outside"):
         featurizer(n_extra=2, binary_extra=[(1, 3)])
+
+
+def test_prediction_projects_each_distinct_string_once():
+    """At prediction the inputs that depend on the string alone (word, chars, shape and the
+    ``string_extra`` columns) are projected once per distinct string and gathered; contextual
+    extra columns per token; binary ones as summed weight columns: the same output as the
+    dense product of training (dropout 0), strings longer than the short char window included."""
+    from spacy_twitter_ner.models.torch_modules import SHORT_TOKEN_CHARS
+
+    n_extra, n_tokens, n_distinct = 10, 40, 12
+    module = featurizer(n_extra=n_extra, binary_extra=[(6, 10)], string_extra=[(0, 3), (6, 10)])
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.randint(1, SHORT_TOKEN_CHARS + 1, (n_distinct,), generator=g)
+    lengths[:3] = SHORT_TOKEN_CHARS + 4  # three strings longer than the short window
+    width = SHORT_TOKEN_CHARS + 6
+    chars = torch.randint(1, 30, (n_distinct, width), generator=g) * (torch.arange(width)[None, :] < lengths[:, None])
+    index = torch.cat([torch.arange(n_distinct), torch.randint(0, n_distinct, (n_tokens - n_distinct,), generator=g)])
+    words = torch.randint(0, 20, (n_distinct,), generator=g)[index]  # a string's ids are the same at each token
+    shapes = torch.randint(0, 13, (n_distinct,), generator=g)[index]
+    per_string = torch.rand((n_distinct, 3), generator=g)
+    extra = torch.cat([per_string[index], torch.rand((n_tokens, 3), generator=g),
+                       (torch.rand((n_tokens, 4), generator=g) < 0.3).float()], dim=1)
+    with torch.no_grad():
+        dense = module(words, chars, index, shapes, extra, is_train=True)  # dropout 0: no noise
+        predicted = module(words, chars, index, shapes, extra, is_train=False)
+    torch.testing.assert_close(predicted, dense, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="string_extra"):
+        featurizer(n_extra=2, string_extra=[(1, 3)])
+
+
+def test_char_cnn_by_length_equals_the_full_window():
+    """Prediction convolves short strings on a short window: bit for bit the full window's."""
+    from spacy_twitter_ner.models.torch_modules import SHORT_TOKEN_CHARS
+
+    module = featurizer()
+    g = torch.Generator().manual_seed(1)
+    width = SHORT_TOKEN_CHARS + 9
+    lengths = torch.randint(1, width + 1, (200,), generator=g)
+    chars = torch.randint(1, 30, (200, width), generator=g) * (torch.arange(width)[None, :] < lengths[:, None])
+    with torch.no_grad():
+        assert torch.equal(module._char_cnn_by_length(chars), module._char_cnn(chars))
 
 
 # -- int8 prediction (quantize=True) -----------------------------------------------------------------

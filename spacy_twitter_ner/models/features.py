@@ -68,6 +68,7 @@ def build_token_features(
         shape_dim=shape_dim, n_extra=sum(m.get_dim("nO") for m in sources), dropout=dropout,
         word_dropout=word_dropout, binary_extra=binary_columns(sources),
         lookup_extra=columns_of(sources, WORD_ROWS) if word_dropout_knowledge else (),
+        string_extra=columns_of(sources, WORD_ROWS),
     )
     tables = _TableCache(lower, max_chars, n_chars)
     embed = averaging_pytorch_wrapper(

@@ -13,10 +13,10 @@ from spacy.tokens import Doc
 
 from ..tokenizer import URL, USR, twitter_norm
 
-# Distinct strings whose features a per-string memo remembers (this one, the gazetteer keys, the
-# static-vector rows); past this the memo starts again. Tweets are Zipfian: 20k strings hold a
-# batch's working set and nearly every repeat, while memory stays bounded (~2 MB per memo) over
-# millions of tweets that keep bringing new strings.
+# Distinct strings a per-string memo (StringMemo: the lexical rows, the gazetteer keys, the
+# static-vector and Brown-cluster rows) holds in each of its two generations. Tweets are Zipfian:
+# 20k strings hold a batch's working set and nearly every repeat, while memory stays bounded
+# (~2-4 MB per memo) over millions of tweets that keep bringing new strings.
 MAX_CACHED_ROWS = 20_000
 PAD = "<PAD>"
 UNK = "<UNK>"
@@ -106,6 +106,50 @@ def build_vocab(words: Iterable[str], min_freq: int, max_size: Optional[int]) ->
     return [PAD, UNK] + ranked
 
 
+_MISSING = object()
+
+
+class StringMemo:
+    """A bounded memo of per-string results (keyed by ORTH id), in two generations: new entries
+    go to the young one; when it is full it becomes the old one (the previous old one is
+    dropped) and a hit there moves back to the young one. So memory stays at most 2 x ``limit``
+    entries over an endless stream, yet the frequent strings (``the``, ``@user``, ``!``) survive
+    the turnover, where a memo that empties itself would compute them all again. Safe to share
+    between threads: a race can only lose an entry, which is computed again."""
+
+    __slots__ = ("limit", "_young", "_old")
+
+    def __init__(self, limit: Optional[int] = None) -> None:
+        self.limit = int(MAX_CACHED_ROWS if limit is None else limit)
+        self._young: Dict[int, object] = {}
+        self._old: Dict[int, object] = {}
+
+    def get(self, key: int, default: object = None) -> object:
+        found = self._young.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._old.get(key, _MISSING)
+            if found is _MISSING:
+                return default
+            self[key] = found
+        return found
+
+    def __setitem__(self, key: int, value: object) -> None:
+        young = self._young
+        if len(young) >= self.limit:
+            self._old, self._young = young, {}
+            young = self._young
+        young[key] = value
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+    def values(self) -> List[object]:
+        return [*self._young.values(), *self._old.values()]
+
+    def clear(self) -> None:
+        self._young, self._old = {}, {}
+
+
 class LexicalTable:
     """Per-ORTH memo of (word id, shape id) for one vocabulary, packed in one int per string
     (``word_id * SHAPE_SLOTS + shape``); characters are hashed per batch (``char_id_rows``)."""
@@ -115,16 +159,13 @@ class LexicalTable:
         self.lower = lower
         self.max_chars = max_chars
         self.n_chars = n_chars
-        self._rows: Dict[int, int] = {}
+        self._rows = StringMemo()  # annotating millions of tweets meets ever new strings
 
     def row(self, orth: int, text: str) -> int:
         """``word_id * SHAPE_SLOTS + shape_id`` of one string."""
         found = self._rows.get(orth)
         if found is None:
-            found = self.index.get(word_key(text, self.lower), UNK_ID) * SHAPE_SLOTS + shape_class(text)
-            if len(self._rows) >= MAX_CACHED_ROWS:
-                self._rows = {}  # annotating millions of tweets meets ever new strings
-            self._rows[orth] = found
+            found = self._rows[orth] = self.index.get(word_key(text, self.lower), UNK_ID) * SHAPE_SLOTS + shape_class(text)
         return found
 
     def featurize(

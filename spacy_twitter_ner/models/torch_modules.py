@@ -20,6 +20,9 @@ from torch.nn.utils.rnn import PackedSequence
 # (eval, run, train), so mode-dependent dropout would switch on for another thread mid-forward.
 
 
+# Prediction runs the char CNN of strings up to this many characters on this many columns only.
+SHORT_TOKEN_CHARS = 8
+
 # Index of the ``<UNK>`` row of the word embedding (lexical.build_vocab puts <PAD>, <UNK> first).
 UNK_ID = 1
 
@@ -61,6 +64,7 @@ class TokenFeaturizer(nn.Module):
         word_dropout: float = 0.0,
         binary_extra: Sequence[Tuple[int, int]] = (),
         lookup_extra: Sequence[Tuple[int, int]] = (),
+        string_extra: Sequence[Tuple[int, int]] = (),
     ) -> None:
         super().__init__()
         if not 0.0 <= word_dropout < 1.0:
@@ -92,12 +96,21 @@ class TokenFeaturizer(nn.Module):
                 raise ValueError(f"TokenFeaturizer: lookup_extra range ({lo}, {hi}) is outside the {n_extra} extra columns")
             lookup[lo:hi] = 1.0
         self._lookup_extra = lookup if lookup.any() else None
-        # (dense columns of the projection input, binary ones), as column indices of extra and
-        # of the whole input; plain arrays, not buffers: nothing new in a saved model
+        per_string = numpy.zeros(n_extra, dtype=bool)
+        for lo, hi in string_extra:
+            if not 0 <= lo <= hi <= n_extra:
+                raise ValueError(f"TokenFeaturizer: string_extra range ({lo}, {hi}) is outside the {n_extra} extra columns")
+            per_string[lo:hi] = True
+        # Prediction splits the projection input three ways, as column indices of extra and of
+        # the whole input (plain arrays, not buffers: nothing new in a saved model): the dense
+        # columns that depend on the string alone (word, chars, shape, static vectors), projected
+        # once per distinct string; the other dense ones (contextual rows), per token; the
+        # binary ones, summed as weight columns.
         n_base = total - n_extra
         self._binary_extra = numpy.flatnonzero(binary)
-        self._dense_extra = numpy.flatnonzero(~binary)
-        self._dense_input = numpy.concatenate([numpy.arange(n_base), n_base + self._dense_extra])
+        self._string_extra = numpy.flatnonzero(~binary & per_string)
+        self._context_extra = numpy.flatnonzero(~binary & ~per_string)
+        self._string_input = numpy.concatenate([numpy.arange(n_base), n_base + self._string_extra])
         self._index_cache: Optional[Tuple[torch.device, Tuple[torch.Tensor, ...]]] = None
 
     def resize_words(self, n_words: int) -> None:
@@ -116,8 +129,13 @@ class TokenFeaturizer(nn.Module):
         extra: torch.Tensor,
         is_train: bool = False,
     ) -> torch.Tensor:
-        """``char_ids`` holds the characters of each distinct token of the batch, ``char_index``
-        each token's row in it, so the char CNN runs once per distinct string."""
+        """``char_ids`` holds the characters of each distinct string of the batch, ``char_index``
+        each token's row in it, so the char CNN runs once per distinct string. Tokens with the
+        same row are the same string: their ``word_ids``, ``shape_ids`` and ``string_extra``
+        columns agree (``LexicalTable.featurize_batch`` and the string lookups make them so),
+        which lets prediction project those inputs once per string."""
+        if self.project is not None and not is_train:
+            return self._predict_projected(word_ids, char_ids, char_index, shape_ids, extra)
         parts: List[torch.Tensor] = []
         if self.word_embed is not None:
             if is_train and self.word_dropout:
@@ -128,16 +146,9 @@ class TokenFeaturizer(nn.Module):
                     extra = extra * (1.0 - dropped.to(extra.dtype).unsqueeze(1) * columns)
             parts.append(self.word_embed(word_ids))
         if self.char_conv is not None:
-            chars = self.char_embed(char_ids).transpose(1, 2)  # (distinct, char_dim, max_chars)
-            conv = self.char_conv(chars)
-            # padded character positions must not win the max-pool
-            pad = (char_ids == 0).unsqueeze(1)
-            pooled = conv.masked_fill(pad, -1e4).max(dim=2).values
-            parts.append(pooled.index_select(0, char_index))
+            parts.append(self._char_cnn(char_ids).index_select(0, char_index))
         if self.shape_embed is not None:
             parts.append(self.shape_embed(shape_ids))
-        if self.project is not None and len(self._binary_extra) and not is_train:
-            return self._project_sparse(parts, extra)
         if self.n_extra:
             parts.append(extra)
         out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
@@ -146,27 +157,76 @@ class TokenFeaturizer(nn.Module):
             out = self.project(out)
         return out
 
-    def _project_sparse(self, parts: List[torch.Tensor], extra: torch.Tensor) -> torch.Tensor:
-        """``project(cat(parts + [extra]))`` with the binary columns of ``extra`` summed as the
-        weight columns of their set flags (prediction only: no dropout)."""
-        dense_extra, binary_extra, dense_input, binary_input = self._indices(extra.device)
+    def _predict_projected(
+        self,
+        word_ids: torch.Tensor,
+        char_ids: torch.Tensor,
+        char_index: torch.Tensor,
+        shape_ids: torch.Tensor,
+        extra: torch.Tensor,
+    ) -> torch.Tensor:
+        """``project(cat(word, chars, shape, extra))`` at prediction (no dropout), the same sums
+        done with less work: the inputs that are functions of the string alone are projected
+        once per distinct string of the batch (about half its tokens) and gathered per token;
+        the binary columns of ``extra`` (mostly zeros) are summed as the weight columns of their
+        set flags (``embedding_bag``) instead of a dense product over hundreds of zeros."""
+        string_extra, context_extra, binary_extra, string_input, context_input, binary_input = self._indices(extra.device)
         weight = self.project.weight
-        dense = torch.cat([*parts, extra.index_select(1, dense_extra)], dim=1)
-        out = F.linear(dense, weight.index_select(1, dense_input), self.project.bias)
-        flags = extra.index_select(1, binary_extra)
-        rows, cols = flags.nonzero(as_tuple=True)
-        if len(rows):
-            offsets = torch.zeros(flags.shape[0], dtype=torch.long, device=extra.device)
-            offsets[1:] = torch.cumsum(torch.bincount(rows, minlength=flags.shape[0]), 0)[:-1]
-            out = out + F.embedding_bag(cols, weight.index_select(1, binary_input).t(), offsets,
-                                        mode="sum", per_sample_weights=flags[rows, cols])
+        n_strings = char_ids.shape[0]
+        # one token of each distinct string (any: they are the same string; a row no token
+        # points to takes token 0 and is never gathered)
+        first = torch.zeros(n_strings, dtype=torch.long, device=char_index.device)
+        first.scatter_(0, char_index, torch.arange(len(char_index), device=char_index.device))
+        parts: List[torch.Tensor] = []
+        if self.word_embed is not None:
+            parts.append(self.word_embed(word_ids.index_select(0, first)))
+        if self.char_conv is not None:
+            if char_ids.shape[1] <= SHORT_TOKEN_CHARS:
+                parts.append(self._char_cnn(char_ids))
+            else:
+                parts.append(self._char_cnn_by_length(char_ids))
+        if self.shape_embed is not None:
+            parts.append(self.shape_embed(shape_ids.index_select(0, first)))
+        if len(string_extra):
+            parts.append(extra.index_select(0, first).index_select(1, string_extra))
+        per_string = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        out = F.linear(per_string, weight.index_select(1, string_input), self.project.bias).index_select(0, char_index)
+        if len(context_extra):
+            out = out + F.linear(extra.index_select(1, context_extra), weight.index_select(1, context_input))
+        if len(binary_extra):
+            flags = extra.index_select(1, binary_extra)
+            rows, cols = flags.nonzero(as_tuple=True)
+            if len(rows):
+                offsets = torch.zeros(flags.shape[0], dtype=torch.long, device=extra.device)
+                offsets[1:] = torch.cumsum(torch.bincount(rows, minlength=flags.shape[0]), 0)[:-1]
+                out = out + F.embedding_bag(cols, weight.index_select(1, binary_input).t(), offsets,
+                                            mode="sum", per_sample_weights=flags[rows, cols])
+        return out
+
+    def _char_cnn(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """Max-pooled char CNN filters of each row of ``char_ids`` (distinct, max_chars)."""
+        chars = self.char_embed(char_ids).transpose(1, 2)  # (distinct, char_dim, max_chars)
+        conv = self.char_conv(chars)
+        # padded character positions must not win the max-pool
+        return conv.masked_fill((char_ids == 0).unsqueeze(1), -1e4).max(dim=2).values
+
+    def _char_cnn_by_length(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """``_char_cnn`` with the short strings (most of a tweet's) cut to ``SHORT_TOKEN_CHARS``
+        columns first, so the CNN does not convolve the padding up to the batch's longest token
+        (prediction: half the work; the positions past a string's end are padding either way)."""
+        short = (char_ids[:, SHORT_TOKEN_CHARS:] == 0).all(dim=1)
+        out = char_ids.new_empty((char_ids.shape[0], self.char_conv.out_channels), dtype=self.char_conv.weight.dtype)
+        for rows, width in ((short.nonzero().squeeze(1), SHORT_TOKEN_CHARS), ((~short).nonzero().squeeze(1), None)):
+            if len(rows):
+                out[rows] = self._char_cnn(char_ids.index_select(0, rows)[:, :width])
         return out
 
     def _indices(self, device: torch.device) -> Tuple[torch.Tensor, ...]:
         cached = self._index_cache
         if cached is None or cached[0] != device:
-            n_base = len(self._dense_input) - len(self._dense_extra)
-            arrays = (self._dense_extra, self._binary_extra, self._dense_input, n_base + self._binary_extra)
+            n_base = len(self._string_input) - len(self._string_extra)
+            arrays = (self._string_extra, self._context_extra, self._binary_extra, self._string_input,
+                      n_base + self._context_extra, n_base + self._binary_extra)
             cached = self._index_cache = (device, tuple(torch.from_numpy(a).long().to(device) for a in arrays))
         return cached[1]
 

@@ -17,7 +17,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..lexical import MAX_CACHED_ROWS as MAX_CACHED_KEYS, word_key
+from ..lexical import StringMemo, word_key
 from . import BINARY_ROWS
 
 
@@ -54,7 +54,7 @@ class GazetteerMatcher:
         self.max_len = max_len
         self.phrases: Dict[str, List[int]] = {}
         self.prefixes = set()
-        self._keys: Dict[int, str] = {}
+        self._keys = StringMemo()  # ORTH id -> match key
         for i, name in enumerate(self.names):
             for entry in lists[name]:
                 words = entry.split(" ")
@@ -69,39 +69,65 @@ class GazetteerMatcher:
         return 2 * len(self.names)
 
     def doc_flags(self, doc: Doc) -> numpy.ndarray:
-        """``flags`` for a Doc, with each distinct string's match key computed once."""
-        strings = doc.vocab.strings
-        keys = []
-        for orth in doc.to_array(ORTH).tolist():
-            key = self._keys.get(orth)
-            if key is None:
-                if len(self._keys) >= MAX_CACHED_KEYS:
-                    self._keys = {}  # bounded memory over millions of tweets
-                key = self._keys[orth] = _match_key(strings[orth])
-            keys.append(key)
-        return self._flags(keys)
+        """``flags`` for a Doc."""
+        return self.batch_flags([doc])
 
     def batch_flags(self, docs: Sequence[Doc]) -> numpy.ndarray:
-        """``doc_flags`` of every token of ``docs``, one after the other."""
-        rows = [self.doc_flags(doc) for doc in docs if len(doc)]
-        return numpy.concatenate(rows) if rows else numpy.zeros((0, self.width), dtype="float32")
+        """``flags`` of every token of ``docs``, one doc after the other (no phrase crosses a
+        doc's end). Each distinct string's match key is computed once (and memoised)."""
+        docs = [doc for doc in docs if len(doc)]
+        if not docs:
+            return numpy.zeros((0, self.width), dtype="float32")
+        strings = docs[0].vocab.strings
+        orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs])
+        uniq, inverse = numpy.unique(orths, return_inverse=True)
+        memo = self._keys
+        keys: List[str] = []
+        for orth in uniq.tolist():
+            key = memo.get(orth)
+            if key is None:
+                key = memo[orth] = _match_key(strings[orth])
+            keys.append(key)
+        lengths = numpy.fromiter((len(doc) for doc in docs), dtype="int64", count=len(docs))
+        return self._flags(keys, inverse.reshape(-1), numpy.repeat(numpy.cumsum(lengths), lengths))
 
     def flags(self, words: Iterable[str]) -> numpy.ndarray:
         """(tokens, 2 * lists): column 2i is 'begins a phrase of list i', 2i+1 'continues one'."""
-        return self._flags([_match_key(w) for w in words])
+        keys = [_match_key(w) for w in words]
+        return self._flags(keys, numpy.arange(len(keys)), numpy.full(len(keys), len(keys), dtype="int64"))
 
-    def _flags(self, keys: List[str]) -> numpy.ndarray:
-        out = numpy.zeros((len(keys), self.width), dtype="float32")
-        for start in range(len(keys)):
-            phrase = keys[start]
-            for end in range(start + 1, min(len(keys), start + self.max_len) + 1):
-                if end > start + 1:
-                    phrase = phrase + " " + keys[end - 1]
-                for lst in self.phrases.get(phrase, ()):
-                    out[start, 2 * lst] = 1.0
-                    out[start + 1 : end, 2 * lst + 1] = 1.0
-                if phrase not in self.prefixes:
+    def _flags(self, keys: List[str], inverse: numpy.ndarray, ends: numpy.ndarray) -> numpy.ndarray:
+        """The flags of tokens whose match keys are ``keys[inverse]``; ``ends[t]``: where token
+        t's doc ends. One-token phrases are flagged per distinct key and gathered; only tokens
+        that begin a longer phrase's prefix are walked forward."""
+        phrases, prefixes = self.phrases, self.prefixes
+        rows: List[int] = []
+        cols: List[int] = []
+        for i, key in enumerate(keys):
+            for lst in phrases.get(key, ()):
+                rows.append(i)
+                cols.append(2 * lst)
+        single = numpy.zeros((len(keys), self.width), dtype="float32")
+        single[rows, cols] = 1.0
+        out = single[inverse]
+        is_prefix = numpy.fromiter((key in prefixes for key in keys), dtype=bool, count=len(keys))
+        walk = numpy.flatnonzero(is_prefix[inverse])
+        if not len(walk):
+            return out
+        token_keys = [keys[i] for i in inverse.tolist()]
+        rows, cols = [], []
+        for start, stop in zip(walk.tolist(), numpy.minimum(ends[walk], walk + self.max_len).tolist()):
+            phrase = token_keys[start]
+            for end in range(start + 2, stop + 1):
+                phrase = phrase + " " + token_keys[end - 1]
+                for lst in phrases.get(phrase, ()):
+                    rows.append(start)
+                    cols.append(2 * lst)
+                    rows.extend(range(start + 1, end))
+                    cols.extend([2 * lst + 1] * (end - start - 1))
+                if phrase not in prefixes:
                     break
+        out[rows, cols] = 1.0
         return out
 
 

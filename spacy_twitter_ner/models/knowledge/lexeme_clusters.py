@@ -36,6 +36,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ...normalize import URL, USR, twitter_norm
+from ..lexical import StringMemo
 from . import BINARY_ROWS, WORD_ROWS
 
 __all__ = ["LOOKUPS_PACKAGE", "build_lexeme_clusters", "load_lexeme_table", "LexemeTable"]
@@ -206,6 +207,7 @@ class _ClusterLookup:
         self._lock = threading.Lock()
         self._key: Optional[Tuple] = None
         self._columns: Optional[List[numpy.ndarray]] = None
+        self._rows = StringMemo()  # ORTH id -> table row (-1: none); the table never changes
 
     def __deepcopy__(self, memo: Dict) -> "_ClusterLookup":
         return _ClusterLookup()
@@ -255,22 +257,13 @@ class _ClusterLookup:
         columns = self.columns(model, table)
         attrs = numpy.concatenate([doc.to_array([ORTH, LOWER]) for doc in docs]).astype("uint64")
         uniq, first, inverse = numpy.unique(attrs[:, 0], return_index=True, return_inverse=True)
-        row = table.find(uniq)
-        if model.attrs["lower_fallback"]:
-            miss = row < 0
-            if miss.any():
-                row[miss] = table.find(attrs[first[miss], 1])
-        strings = docs[0].vocab.strings
-        texts = {}
-        if model.attrs["hashtag_fallback"]:
-            for i in numpy.flatnonzero(row < 0).tolist():
-                text = texts[i] = strings[int(uniq[i])]
-                if len(text) > 1 and text[0] == "#":
-                    row[i] = self._find_text(table, text[1:], model.attrs["lower_fallback"])
-        for i in numpy.flatnonzero(row >= 0).tolist():  # mentions and URLs: zeros
-            text = texts.get(i) or strings[int(uniq[i])]
-            if twitter_norm(text) in (USR, URL):
-                row[i] = -1
+        memo = self._rows
+        row = numpy.fromiter((memo.get(orth, -2) for orth in uniq.tolist()), dtype="int64", count=len(uniq))
+        new = numpy.flatnonzero(row == -2)
+        if len(new):
+            row[new] = self._table_rows(model, table, docs[0].vocab.strings, uniq[new], attrs[first[new], 1])
+            for orth, found in zip(uniq[new].tolist(), row[new].tolist()):
+                memo[orth] = found
         token_row = row[inverse.reshape(-1)]
         found = numpy.flatnonzero(token_row >= 0)
         Y = numpy.zeros((len(token_row), nO), dtype="float32")
@@ -289,6 +282,27 @@ class _ClusterLookup:
                 band = numpy.floor((p - lo) / max(hi - lo, 1e-6) * n_buckets).astype("int64")
                 Y[found, offset + numpy.clip(band, 0, n_buckets - 1)] = 1.0
         return model.ops.asarray2f(Y)
+
+    @staticmethod
+    def _table_rows(model: Model, table: LexemeTable, strings: Any, orths: numpy.ndarray, lowers: numpy.ndarray) -> numpy.ndarray:
+        """The table row of each string (its ORTH and LOWER ids): by its text, then lower-cased,
+        then for a hashtag the word without ``#``; -1 for none, and for mentions and URLs."""
+        row = table.find(orths)
+        if model.attrs["lower_fallback"]:
+            miss = row < 0
+            if miss.any():
+                row[miss] = table.find(lowers[miss])
+        texts = {}
+        if model.attrs["hashtag_fallback"]:
+            for i in numpy.flatnonzero(row < 0).tolist():
+                text = texts[i] = strings[int(orths[i])]
+                if len(text) > 1 and text[0] == "#":
+                    row[i] = _ClusterLookup._find_text(table, text[1:], model.attrs["lower_fallback"])
+        for i in numpy.flatnonzero(row >= 0).tolist():  # mentions and URLs: zeros
+            text = texts.get(i) or strings[int(orths[i])]
+            if twitter_norm(text) in (USR, URL):
+                row[i] = -1
+        return row
 
     @staticmethod
     def _find_text(table: LexemeTable, text: str, lower: bool) -> int:

@@ -3,17 +3,19 @@ with ``[initialize] vectors = ...`` and saved with the pipeline's vocab) as froz
 ``TokenFeatures.v1``, looked up by the normalised word (``<USR>``/``<URL>``, optionally
 lower-cased); zeros for unknown words."""
 import threading
+from itertools import chain
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
 from spacy.attrs import ORTH
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, get_array_module
 from thinc.types import Floats2d
 
 from ...tokenizer import URL, USR
-from ..lexical import MAX_CACHED_ROWS, word_key
+from ..lexical import StringMemo, word_key
 from . import WORD_ROWS
 
 STATIC_VECTORS = "twitter_static_vectors"
@@ -50,25 +52,39 @@ def build_static_vectors(nO: int, lower: bool = True, subwords: bool = False,
 
 
 class _RowCache:
-    """ORTH id -> row of the vectors table (-1: no vector), for one vectors table, bounded in
-    size. Not a dict, so thinc never tries to serialize it with the model."""
+    """ORTH id -> row of the vectors table (-1: no vector), and the piece rows of the words
+    without one, for one vectors table (``StringMemo``s: bounded). Not a dict, so thinc never
+    tries to serialize it with the model."""
 
     def __init__(self) -> None:
         self.key: Optional[Tuple] = None
-        self.rows: Dict[int, int] = {}
-        self.pieces: Dict[int, Tuple[int, ...]] = {}  # ORTH id -> piece rows (subword fallback)
-        self.split: Dict[int, Tuple[int, ...]] = {}  # ORTH id -> piece rows, not the word itself
+        self.rows = StringMemo()
+        self.pieces = StringMemo()  # ORTH id -> piece rows (subword fallback)
+        self.split = StringMemo()  # ORTH id -> piece rows, not the word itself (subword_dropout)
         self._lock = threading.Lock()
 
-    def for_vectors(self, vectors: Any) -> Dict[int, int]:
+    def for_vectors(self, vectors: Any) -> StringMemo:
         key = (id(vectors), vectors.shape, len(vectors.key2row))
-        with self._lock:
-            if key != self.key or len(self.rows) >= MAX_CACHED_ROWS:
-                self.key = key
-                self.rows = {}
-                self.pieces = {}
-                self.split = {}
-            return self.rows
+        if key != self.key:
+            with self._lock:
+                if key != self.key:  # another table (or a new key in it): start again
+                    self.rows, self.pieces, self.split = StringMemo(), StringMemo(), StringMemo()
+                    self.key = key
+        return self.rows
+
+    def pieces_of(self, orth: int, strings: Any, lower: bool, find: Callable[..., int], whole: bool) -> Tuple[int, ...]:
+        """The cached piece rows of the string ``orth`` (``whole=False``: its split without the
+        word itself, for ``subword_dropout``; ``<USR>``/``<URL>`` have none)."""
+        cached = self.pieces if whole else self.split
+        found = cached.get(orth)
+        if found is None:
+            key = word_key(strings[orth], lower)
+            if not whole and key in (USR, URL):
+                found = ()
+            else:
+                found = tuple(piece_rows(key, find, whole=whole))
+            cached[orth] = found
+        return found
 
     def __deepcopy__(self, memo: Dict) -> "_RowCache":
         return _RowCache()
@@ -88,54 +104,69 @@ def _static_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floa
     vocab = docs[0].vocab
     vectors = vocab.vectors
     _check_vectors(vectors, nO)
-    table = model.attrs["rows"].for_vectors(vectors)
+    cache: _RowCache = model.attrs["rows"]
+    table = cache.for_vectors(vectors)
     lower = model.attrs["lower"]
     orths = numpy.concatenate([doc.to_array(ORTH) for doc in docs if len(doc)]).astype("uint64")
     uniq, inverse = numpy.unique(orths, return_inverse=True)
     strings = vocab.strings
-    find = vectors.find
+    find = row_finder(vectors)
     rows = numpy.empty((len(uniq),), dtype="int64")
     for i, orth in enumerate(uniq.tolist()):
         row = table.get(orth)
         if row is None:
-            row = table[orth] = vector_row(vectors, strings[orth], lower)
+            row = table[orth] = find(key=word_key(strings[orth], lower))
         rows[i] = row
     data = vectors.data
     xp = get_array_module(data)
     # one row per distinct string (zeros where the table has none), then one per token
     U = xp.take(data, xp.asarray(numpy.where(rows >= 0, rows, 0)), axis=0)
-    if (rows < 0).any():
-        U[xp.asarray(rows < 0)] = 0
+    missing = numpy.flatnonzero(rows < 0)
+    if len(missing):
+        U[xp.asarray(missing)] = 0
         if model.attrs.get("subwords"):
-            pieces = model.attrs["rows"].pieces
-            for i in numpy.flatnonzero(rows < 0).tolist():
-                orth = int(uniq[i])
-                found = pieces.get(orth)
-                if found is None:
-                    found = pieces[orth] = tuple(piece_rows(word_key(strings[orth], lower), find))
-                if found:
-                    U[i] = data[xp.asarray(list(found))].mean(axis=0)
+            pieces = [cache.pieces_of(int(uniq[i]), strings, lower, find, whole=True) for i in missing.tolist()]
+            _set_piece_means(U, data, missing, pieces)
     p = model.attrs.get("subword_dropout", 0.0)
     if is_train and p > 0:
-        split = model.attrs["rows"].split
         known = numpy.flatnonzero(rows >= 0)
-        for i in known[numpy.random.random(len(known)) < p].tolist():
-            orth = int(uniq[i])
-            found = split.get(orth)
-            if found is None:
-                key = word_key(strings[orth], lower)  # <USR>/<URL> always have their row
-                found = split[orth] = () if key in (USR, URL) else tuple(piece_rows(key, find, whole=False))
-            if found:
-                U[i] = data[xp.asarray(list(found))].mean(axis=0)
+        chosen = known[numpy.random.random(len(known)) < p]
+        pieces = [cache.pieces_of(int(uniq[i]), strings, lower, find, whole=False) for i in chosen.tolist()]
+        _set_piece_means(U, data, chosen, pieces)
     Y = U[xp.asarray(inverse.reshape(-1))]
     return model.ops.asarray2f(Y, dtype="float32"), _no_backprop
+
+
+def _set_piece_means(U: Any, data: Any, index: numpy.ndarray, pieces: List[Tuple[int, ...]]) -> None:
+    """``U[index[j]] = data[pieces[j]].mean(axis=0)`` for every j with pieces: one gather and one
+    sum per piece count rather than per word (the same float32 sums as ``mean``, bit for bit)."""
+    by_count: Dict[int, List[int]] = {}
+    for j, found in enumerate(pieces):
+        if found:
+            by_count.setdefault(len(found), []).append(j)
+    xp = get_array_module(data)
+    for k, js in by_count.items():
+        flat = numpy.fromiter(chain.from_iterable(pieces[j] for j in js), dtype="int64", count=k * len(js))
+        gathered = data[xp.asarray(flat)].reshape(len(js), k, data.shape[1])
+        U[xp.asarray(index[js])] = gathered.sum(axis=1) / data.dtype.type(k)
+
+
+def row_finder(vectors: Any) -> Callable[..., int]:
+    """``vectors.find(key=...)`` for one string key of a default-mode table, without its
+    per-call checks: the sub-word fallback asks it for every candidate piece of a new word."""
+    key2row = vectors.key2row
+
+    def find(*, key: str) -> int:
+        return key2row.get(get_string_id(key), -1)
+
+    return find
 
 
 def vector_row(vectors: Any, text: str, lower: bool) -> int:
     """The row of ``text`` in ``vectors`` under this layer's key (``word_key``: ``<USR>``/``<URL>``,
     optionally lower-cased); -1 when the table has none. Scripts that ask "has this word a
     vector?" use it, so they agree with the model."""
-    return int(vectors.find(key=word_key(text, lower)))
+    return row_finder(vectors)(key=word_key(text, lower))
 
 
 def piece_rows(word: str, find: Callable[..., int], max_chars: int = 64, whole: bool = True) -> List[int]:
