@@ -103,7 +103,7 @@ PEER_CONFIGS = (
     ("accurate-frozen", "`twitter_bilstm_ner` accurate-frozen (MiniLM + Brown clusters + gazetteers)"),
     ("accurate-md", "`twitter_bilstm_ner` accurate-md (accurate-frozen + en_core_web_md)"),
     ("accurate", "`twitter_bilstm_ner` accurate (fine-tuned MiniLM + Brown clusters + gazetteers)"),
-    ("distilled", "`twitter_bilstm_ner` default (`distilled`: the fast architecture taught by the accurate teacher: the seed ensemble on wnut16, seed 0 on wnut17; gold tweets only where no teacher pass was made)"),
+    ("distilled", "`twitter_bilstm_ner` default (`distilled`: the fast architecture taught by the teacher: the seed ensemble on wnut16, the seed-0 model on wnut17; gold tweets only where no teacher pass was made)"),
 )
 BENCHMARK_PEERS = (("crf", "CRF, word-shape + context features (sklearn-crfsuite)"),
                    ("spacy_ner", "spaCy 3.8 `ner`, efficiency config"))
