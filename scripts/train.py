@@ -3,7 +3,9 @@
 
     python scripts/train.py CORPUS CONFIG [--seed N] [--gpu-id N] [spacy train overrides...]
 
-Writes training/<corpus>-<config>/model-best, model-last and train_log.jsonl. The static vectors
+Writes training/<corpus>-<config>/model-best, model-last, train_log.jsonl and train_time.json (the
+wall-clock seconds of the whole `spacy train` run: the log's last record is the last evaluation,
+which can be steps before the end). The static vectors
 (assets/vectors/<corpus>-minilm-256) and the gazetteer lists (assets/lexicons) are passed when the
 config uses them (scripts/commands.py builds the command line); anything not recognised here,
 e.g. `--training.max_epochs 5`, goes to `spacy train` unchanged.
@@ -11,13 +13,17 @@ e.g. `--training.max_epochs 5`, goes to `spacy train` unchanged.
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
+import srsly
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from commands import project_paths, project_train_command  # noqa: E402
+
+TRAIN_TIME = "train_time.json"
 
 
 def build(argv: Optional[List[str]] = None) -> List[str]:
@@ -39,7 +45,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     cmd = build(argv)
     msg.info(" ".join(cmd))
     sys.stdout.flush()
-    return subprocess.run(cmd).returncode
+    start = time.perf_counter()
+    returncode = subprocess.run(cmd).returncode
+    output = Path(cmd[cmd.index("--output") + 1])
+    if returncode == 0 and output.is_dir():
+        srsly.write_json(output / TRAIN_TIME, {"train_seconds": round(time.perf_counter() - start, 1), "command": cmd})
+    return returncode
 
 
 if __name__ == "__main__":

@@ -361,3 +361,28 @@ def test_project_commands_and_workflow():
     assert "--paths.vectors" in cmd and "--paths.lexicons" in cmd
     assert commands["evaluate-distilled"]["outputs"] == ["metrics/wnut17-distilled-dev.json",
                                                          "metrics/wnut17-distilled-test.json"]
+    (self_line,) = commands["train-selftrained"]["script"]
+    cmd = train_script.build(shlex.split(self_line)[2:])
+    assert cmd[3:5] == ["train", str(Path("configs") / "accurate-selftrained.cfg")]
+    assert cmd[cmd.index("--paths.silver") + 1] == "assets/silver/wnut17"
+    assert cmd[cmd.index("--output") + 1] == str(Path("training") / "wnut17-accurate-selftrained")
+    assert "assets/silver/wnut17" in commands["train-selftrained"]["deps"]
+
+
+def test_selftrained_accurate_config_is_the_accurate_model_on_teacher_labels(data, silver):
+    """configs/accurate-selftrained.cfg is configs/accurate.cfg's model, dev corpus and optimiser,
+    trained on a streamed gold + per-epoch silver sample with soft targets."""
+    out, _ = silver
+    config = Config().from_disk(ROOT / "configs" / "accurate-selftrained.cfg", interpolate=False)
+    accurate = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    assert config["components"] == accurate["components"]
+    assert config["corpora"]["dev"] == accurate["corpora"]["dev"]
+    assert config["training"]["optimizer"] == accurate["training"]["optimizer"]
+    assert config["paths"]["silver"] is None and config["training"]["max_epochs"] == -1
+    assert config["training"]["max_steps"] > 0
+    config["paths"].update(train=str(data["train"]), dev=str(data["train"]), silver=str(out))
+    resolved = config.interpolate()
+    reader = registry.resolve(resolved["corpora"])["train"]
+    assert isinstance(reader, DistillCorpus) and reader.soft and reader.shuffle and reader.silver == out
+    init = resolved["initialize"]["components"]["twitter_bilstm_ner"]["init_corpus"]
+    assert init["silver_per_epoch"] == reader.silver_per_epoch and not init["shuffle"]
