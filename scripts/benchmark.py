@@ -79,7 +79,7 @@ import srsly
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from commands import project_paths, train_command  # noqa: E402
+from commands import TRAIN_TIME, project_paths, recorded_train_seconds, train_command  # noqa: E402
 
 TOKENIZER_NAME = "spacy_twitter_ner.TwitterTokenizer.v1"
 BILSTM = "twitter_bilstm_ner"
@@ -653,18 +653,13 @@ def skip_reason(system: str, plan: Plan, args) -> Optional[str]:
 
 
 def reuse_entry(system: str, reuse: Path, args) -> Dict:
-    """A model the project's `train` made: its train time comes from its training log."""
+    """A model the project's `train` made: its train time comes from the benchmark's own record, else
+    scripts/train.py's, else its training log."""
     entry: Dict = {"system": system, "reused": True}
     config = bilstm_config(system, args)
     if config is not None and config.is_file():
         entry["config"] = str(config)
-    saved = reuse / TRAIN_RECORD
-    log = reuse / "train_log.jsonl"
-    if saved.exists():
-        entry["train_seconds"] = srsly.read_json(saved).get("train_seconds")
-    else:
-        records = list(srsly.read_jsonl(log)) if log.exists() else []
-        entry["train_seconds"] = float(records[-1]["seconds"]) if records else None
+    entry["train_seconds"] = recorded_train_seconds(reuse, (TRAIN_RECORD, TRAIN_TIME))
     teach = teacher_passes(args).get(system)
     if teach is not None:
         summary = srsly.read_json(teach)

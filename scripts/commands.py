@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, FrozenSet, List, Optional, Sequence, Union
 
+import srsly
 from thinc.api import Config
 
 PathLike = Union[str, Path]
@@ -169,3 +170,23 @@ def evaluate_command(model: PathLike, data: PathLike, output: PathLike, gpu_id: 
     Twitter tokens of the corpus, as conlleval scores them."""
     return [python, "-m", "spacy", "evaluate", str(model), str(data), "--output", str(output),
             "--gold-preproc", "--gpu-id", str(gpu_id)]
+
+
+TRAIN_TIME = "train_time.json"  # scripts/train.py: wall-clock seconds of the whole `spacy train` run
+
+
+def recorded_train_seconds(model_dir: PathLike, records: Sequence[str] = (TRAIN_TIME,)) -> Optional[float]:
+    """A training's seconds: the first of ``records`` in ``model_dir`` that exists (JSON with
+    ``train_seconds``), else the last record of its ``train_log.jsonl`` (the last evaluation, which
+    can be steps before the end), else None."""
+    model_dir = Path(model_dir)
+    for name in records:
+        if (model_dir / name).exists():
+            return srsly.read_json(model_dir / name).get("train_seconds")
+    log = model_dir / "train_log.jsonl"
+    last = None
+    if log.exists():
+        for last in srsly.read_jsonl(log):
+            pass
+    return float(last["seconds"]) if last and "seconds" in last else None
+

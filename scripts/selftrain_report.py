@@ -11,34 +11,25 @@ chosen ``outside_bias`` (``metrics/CORPUS-<config>-{dev,test,bias}.json``: run `
 ``evaluate`` for both first). A missing input is an error that names it.
 """
 import argparse
-import json
+import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import srsly
 from wasabi import msg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from commands import recorded_train_seconds  # noqa: E402
+
 TEACHER, STUDENT = "accurate", "accurate-selftrained"
 
 
-def train_seconds(log: Path) -> float:
-    """Wall-clock seconds of the training: ``train_time.json`` beside the log (scripts/train.py
-    writes it), else the last record of the CurveLogger log (the last evaluation)."""
-    timed = log.parent / "train_time.json"
-    if timed.exists():
-        return float(srsly.read_json(timed)["train_seconds"])
-    if not log.exists():
-        raise FileNotFoundError(f"{log}: no training log (train the model with the project's `train` command)")
-    last: Optional[Dict] = None
-    for n, line in enumerate(log.read_text(encoding="utf8").splitlines(), 1):
-        if line.strip():
-            try:
-                last = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{log}, line {n}: not JSON ({err})") from None
-    if last is None or "seconds" not in last:
-        raise ValueError(f"{log}: no record with 'seconds'")
-    return float(last["seconds"])
+def train_seconds(model_dir: Path) -> float:
+    """Wall-clock seconds of a training (scripts/train.py's train_time.json, else its log)."""
+    seconds = recorded_train_seconds(model_dir)
+    if seconds is None:
+        raise FileNotFoundError(f"{model_dir}: no train_time.json or train_log.jsonl (train it with the project's `train` command)")
+    return float(seconds)
 
 
 def scores(metrics: Path, corpus: str, config: str) -> Dict:
@@ -60,9 +51,9 @@ def report(corpus: str, root: Path) -> Dict:
     if not summary_path.exists():
         raise FileNotFoundError(f"{summary_path}: no teacher pass (spacy project run teach . --vars.corpus {corpus})")
     counts = srsly.read_json(summary_path)["counts"]
-    teacher = {"train_seconds": train_seconds(root / "training" / f"{corpus}-{TEACHER}" / "train_log.jsonl"),
+    teacher = {"train_seconds": train_seconds(root / "training" / f"{corpus}-{TEACHER}"),
                **scores(metrics, corpus, TEACHER)}
-    student = {"train_seconds": train_seconds(root / "training" / f"{corpus}-{STUDENT}" / "train_log.jsonl"),
+    student = {"train_seconds": train_seconds(root / "training" / f"{corpus}-{STUDENT}"),
                **scores(metrics, corpus, STUDENT)}
     teach = {"annotated": counts["annotated"], "words": counts["words"],
              "seconds": counts.get("seconds_all_runs", counts["seconds"])}

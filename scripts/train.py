@@ -21,9 +21,7 @@ import srsly
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from commands import project_paths, project_train_command  # noqa: E402
-
-TRAIN_TIME = "train_time.json"
+from commands import TRAIN_TIME, project_paths, project_train_command  # noqa: E402
 
 
 def build(argv: Optional[List[str]] = None) -> List[str]:
