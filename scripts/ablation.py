@@ -20,7 +20,6 @@ to drop from the profile; configs/accurate-frozen.cfg is configs/accurate-md.cfg
 the ablation found not to help, and configs/accurate.cfg is that with MiniLM fine-tuned.
 """
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from thinc.api import Config
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from commands import project_paths, train_command  # noqa: E402
+from commands import checked_training_paths, model_dev_scores, train_command  # noqa: E402
 
 FEATURES = ("components", "twitter_bilstm_ner", "model", "features")
 SOURCES = ("transformer", "spacy_pipeline", "clusters", "gazetteer")
@@ -82,10 +81,6 @@ def variants(cfg: Config, sources: Sequence[str]) -> Dict[str, List[str]]:
     return {"all": [], **{f"-{s}": [s] for s in sources}}
 
 
-def dev_scores(model_best: Path) -> Dict[str, Optional[float]]:
-    perf = srsly.read_json(model_best / "meta.json").get("performance", {})
-    return {"f": perf.get("ents_f"), "p": perf.get("ents_p"), "r": perf.get("ents_r")}
-
 
 def run(argv: Optional[List[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,12 +97,7 @@ def run(argv: Optional[List[str]] = None) -> Dict:
     parser.add_argument("--force", action="store_true", help="retrain variants already in the results file")
     args, overrides = parser.parse_known_args(argv)
     overrides = [a for a in overrides if a != "--"]
-    paths = project_paths(args.corpus, args.config)
-    if not paths.config.is_file():
-        parser.error(f"config {paths.config} does not exist")
-    for split in (paths.train, paths.dev):
-        if not Path(split).is_file():
-            parser.error(f"{split} does not exist: run `spacy project run convert . --vars.corpus {args.corpus}` first")
+    paths = checked_training_paths(parser, args.corpus, args.config)
     base = Config().from_disk(paths.config, interpolate=False)
     try:
         todo = variants(base, args.sources)
@@ -140,7 +130,7 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         code = subprocess.run(cmd).returncode
         if code != 0:
             msg.fail(f"{name}: spacy train exited with {code}", exits=code)
-        done[name] = {"removed": removed, "dev": dev_scores(folder / "model-best"),
+        done[name] = {"removed": removed, "dev": model_dev_scores(folder / "model-best"),
                       "train_seconds": round(time.perf_counter() - start, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
         srsly.write_json(out_file, results)

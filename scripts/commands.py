@@ -14,11 +14,12 @@ the same way, and only when a finished teacher pass is there (its teach-summary.
 complete): so a config that can distil (configs/default.cfg, configs/distilled.cfg) trains on the
 gold tweets alone, as the fast profile, until `spacy project run teach` has run for the corpus.
 """
+import argparse
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, FrozenSet, List, Optional, Sequence, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Union
 
 import srsly
 from thinc.api import Config
@@ -106,6 +107,24 @@ def used_paths(config: PathLike) -> FrozenSet[str]:
         if _mentions(rest, ref) or _mentions(others, ref):
             used.add(name)
     return frozenset(used)
+
+
+def checked_training_paths(parser: argparse.ArgumentParser, corpus: str, config: str) -> ProjectPaths:
+    """:func:`project_paths`, after a parser error that names the config or corpus split a training
+    script would miss (so it stops before `spacy train` starts, not deep inside it)."""
+    paths = project_paths(corpus, config)
+    if not paths.config.is_file():
+        parser.error(f"config {paths.config} does not exist")
+    for split in (paths.train, paths.dev):
+        if not Path(split).is_file():
+            parser.error(f"{split} does not exist: run `spacy project run convert . --vars.corpus {corpus}` first")
+    return paths
+
+
+def model_dev_scores(model_best: PathLike) -> Dict[str, Optional[float]]:
+    """Dev P/R/F1 that `spacy train` stored in a saved model's meta.json (its best evaluation)."""
+    perf = srsly.read_json(Path(model_best) / "meta.json").get("performance", {})
+    return {"f": perf.get("ents_f"), "p": perf.get("ents_p"), "r": perf.get("ents_r")}
 
 
 def train_command(

@@ -9,7 +9,7 @@ metrics/results.md and replaces the block between the RESULTS markers in README.
 import argparse
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import srsly
 
@@ -160,15 +160,19 @@ def peer_rows(metrics: Path) -> List[str]:
     return [r for r in rows if r is not None]
 
 
+def per_corpus(metrics: Path, prefix: str) -> Iterator[Tuple[str, Dict]]:
+    """(corpus, contents) of each metrics/<prefix>-<corpus>.json that exists, in CORPORA's order."""
+    for corpus in CORPORA:
+        path = metrics / f"{prefix}-{corpus}.json"
+        if path.exists():
+            yield corpus, srsly.read_json(path)
+
+
 def ablation_rows(metrics: Path) -> List[str]:
     """One row per corpus of metrics/ablation-<corpus>.json: dev F1 with every source, then the
     change when each is removed (negative: the source helps)."""
     rows = []
-    for corpus in CORPORA:
-        path = metrics / f"ablation-{corpus}.json"
-        if not path.exists():
-            continue
-        data = srsly.read_json(path)
+    for corpus, data in per_corpus(metrics, "ablation"):
         found = data.get("variants", {})
         full = (found.get("all") or {}).get("dev", {}).get("f")
         cells = []
@@ -273,6 +277,30 @@ def bias_rows(metrics: Path) -> List[str]:
     return rows
 
 
+def lever_rows(metrics: Path) -> List[str]:
+    """One row per candidate of metrics/levers-<corpus>.json (scripts/levers.py), after the
+    profile's own model: dev F1 as trained and with a dev-tuned outside_bias, and the change of
+    the tuned dev F1 against the profile's."""
+    rows = []
+    for corpus, data in per_corpus(metrics, "levers"):
+        ref = data["baseline"]
+        ref_f = ref["dev_tuned"]["f"]
+        seed = data.get("settings", {}).get("seed", "-")
+        label = "the profile (`accurate`), its seed-0 model"
+        seeds_file = metrics / f"{corpus}-accurate-seeds.json"
+        if seeds_file.exists():
+            seeds = srsly.read_json(seeds_file)
+            label += (f" (its seeds {', '.join(map(str, seeds['seeds']))} in the `seeds` run: dev "
+                      f"{pct(min(seeds['dev_f']))} to {pct(max(seeds['dev_f']))} untuned)")
+        rows.append(f"| {corpus} | {label} | {pct(ref['dev']['f'])} | "
+                    f"{pct(ref_f)} ({ref['dev_tuned']['bias']}) | - | {seed} |")
+        for name, found in data.get("candidates", {}).items():
+            tuned = found["dev_tuned"]
+            rows.append(f"| {corpus} | `{name}`: {found.get('help', '')} | {pct(found['dev']['f'])} | "
+                        f"{pct(tuned['f'])} ({tuned['bias']}) | {100 * (tuned['f'] - ref_f):+.1f} | {seed} |")
+    return rows
+
+
 def selftrain_rows(metrics: Path) -> List[str]:
     """One row per metrics/selftrain-<corpus>.json (scripts/selftrain_report.py): the accurate
     teacher and its self-trained student, dev/test F1 (each with its tuned outside_bias), and the
@@ -324,6 +352,22 @@ def render(metrics: Path) -> str:
             "| corpus | dev F1, all sources | - MiniLM | - en_core_web_md | - Brown clusters | - gazetteers | epochs | seed |",
             "|---|---|---|---|---|---|---|---|",
             *ablation,
+        ]
+    levers = lever_rows(metrics)
+    if levers:
+        lines += [
+            "",
+            "Candidate changes to the accurate profile (`spacy project run levers`, source",
+            "`metrics/levers-<corpus>.json`; each candidate is a named edit in `configs/levers.json`):",
+            "one training of the profile's own length per candidate, dev F1 as trained and with its",
+            "dev-tuned `outside_bias` (in brackets), and the change of the tuned dev F1 against the",
+            "profile's own seed-0 model (the `accurate` rows above). One seed each: a change smaller than",
+            "the spread of the profile's own seeds (in its row where `spacy project run seeds` ran,",
+            "`metrics/<corpus>-accurate-seeds.json`) is not a finding:",
+            "",
+            "| corpus | candidate | dev F1 | dev F1, tuned (bias) | change, tuned | seed |",
+            "|---|---|---|---|---|---|",
+            *levers,
         ]
     selftrained = selftrain_rows(metrics)
     if selftrained:

@@ -1,0 +1,172 @@
+"""Candidate changes to the accurate profile (project.yml's `levers` command): train
+configs/CONFIG.cfg once with each candidate of configs/levers.json, on one corpus and seed, and
+compare dev F1 with the profile's own seed-0 model.
+
+    python scripts/levers.py CORPUS [--config accurate] [--levers configs/levers.json]
+        [--only NAME ...] [--seed 0] [--out metrics] [--force]
+
+The ablation (scripts/ablation.py) asks which of the profile's sources help; this asks what
+else would. A candidate is a named edit of the config, so each one's full config is on disk
+(training/levers/<corpus>-<name>/config.cfg) and can become a profile unchanged:
+
+    "name": {"help": "what it changes and why",
+             "set": {"dotted.config.key": value, ...},
+             "extend": {"dotted.config.key": [items appended to that list], ...}}
+
+Each candidate trains for the profile's own epochs, then its model-best gets an `outside_bias`
+chosen on dev (scripts/tune_outside_bias.py's grid), as the profile's model does in
+`spacy project run tune`. The baseline is that model: its dev F1 is read from
+metrics/<corpus>-<config>-bias.json (`train` + `tune`, same config and seed), not retrained.
+Results go to metrics/levers-<corpus>.json after every training, so an interrupted run keeps what
+it finished; candidates already there with the same edit and settings are skipped (--force
+retrains). Test is never read: a candidate becomes the profile only on dev.
+"""
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import srsly
+from thinc.api import Config
+from wasabi import msg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from commands import checked_training_paths, model_dev_scores, train_command  # noqa: E402
+from tune_outside_bias import bias_grid, tune  # noqa: E402
+
+GRID = (-1.0, 4.0, 0.25)  # tune_outside_bias.py's default grid, as `spacy project run tune` uses
+
+
+def read_levers(path: Path) -> Dict[str, Dict[str, Any]]:
+    """The candidates of ``path``, each checked to hold only ``help``/``set``/``extend``."""
+    try:
+        levers = srsly.read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the candidates ({e})") from e
+    if not isinstance(levers, dict) or not levers:
+        raise ValueError(f"{path}: expected an object of named candidates")
+    for name, lever in levers.items():
+        unknown = set(lever) - {"help", "set", "extend"}
+        if unknown:
+            raise ValueError(f"{path}: candidate {name!r} has unknown keys {sorted(unknown)} (use help/set/extend)")
+        if not lever.get("set") and not lever.get("extend"):
+            raise ValueError(f"{path}: candidate {name!r} changes nothing (give `set` or `extend`)")
+    return levers
+
+
+def _parent(cfg: Config, dotted: str, name: str) -> tuple:
+    *path, key = dotted.split(".")
+    node = cfg
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"candidate {name!r}: the config has no section {dotted.rsplit('.', 1)[0]!r}")
+        node = node[part]
+    return node, key
+
+
+def apply_lever(cfg: Config, lever: Dict[str, Any], name: str = "?") -> Config:
+    """A copy of ``cfg`` with the candidate's edits: ``set`` replaces (or adds) a value in an
+    existing section; ``extend`` appends to an existing list setting."""
+    out = Config().from_str(cfg.to_str(), interpolate=False)
+    for dotted, value in (lever.get("set") or {}).items():
+        node, key = _parent(out, dotted, name)
+        node[key] = value
+    for dotted, items in (lever.get("extend") or {}).items():
+        node, key = _parent(out, dotted, name)
+        if not isinstance(node.get(key), list):
+            raise ValueError(f"candidate {name!r}: {dotted} is not a list in the config, cannot extend it")
+        node[key] = list(node[key]) + [i for i in items if i not in node[key]]
+    return out
+
+
+
+def baseline(bias_file: Path) -> Dict[str, Any]:
+    """The profile's own model on dev, from `spacy project run tune`'s file."""
+    if not bias_file.is_file():
+        raise FileNotFoundError(
+            f"{bias_file} does not exist: train and tune the profile first "
+            "(`spacy project run train` and `tune` with the same corpus and config)")
+    data = srsly.read_json(bias_file)
+    at0 = next(r for r in data["grid"] if r["bias"] == 0.0)
+    return {"source": str(bias_file), "dev": {"f": at0["f"], "p": at0["p"], "r": at0["r"]},
+            "dev_tuned": {"bias": data["chosen"], "f": data["dev_f"]}}
+
+
+def run(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("corpus")
+    parser.add_argument("--config", default="accurate", help="name of a file in configs/ (without .cfg)")
+    parser.add_argument("--levers", type=Path, default=Path("configs/levers.json"))
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="train only these candidates")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("metrics"))
+    parser.add_argument("--work", type=Path, default=Path("training/levers"))
+    parser.add_argument("--force", action="store_true", help="retrain candidates already in the results file")
+    args = parser.parse_args(argv)
+    paths = checked_training_paths(parser, args.corpus, args.config)
+    try:
+        levers = read_levers(args.levers)
+    except ValueError as e:
+        parser.error(str(e))
+    unknown = sorted(set(args.only or ()) - set(levers))
+    if unknown:
+        parser.error(f"--only {unknown}: not in {args.levers} (candidates: {sorted(levers)})")
+    base = Config().from_disk(paths.config, interpolate=False)
+    configs = {}
+    for name, lever in levers.items():
+        if args.only is None or name in args.only:
+            try:
+                configs[name] = apply_lever(base, lever, name)
+            except ValueError as e:
+                parser.error(f"{args.levers}: {e} ({paths.config})")
+    bias_file = args.out / f"{args.corpus}-{args.config}-bias.json"
+    try:
+        reference = baseline(bias_file)
+    except FileNotFoundError as e:
+        parser.error(str(e))
+    settings = {"config": str(paths.config), "seed": args.seed}
+    out_file = args.out / f"levers-{args.corpus}.json"
+    results = srsly.read_json(out_file) if out_file.is_file() else {}
+    if results.get("settings") != settings:
+        results = {}
+    results.update({"corpus": args.corpus, "settings": settings, "split": "dev", "baseline": reference,
+                    "metric": "entity F1 of model-best on dev (spaCy's scorer, gold tokens), as trained "
+                              "and with an outside_bias chosen on dev"})
+    done = results.setdefault("candidates", {})
+    for name, cfg in configs.items():
+        lever = levers[name]
+        edit = {"set": lever.get("set") or {}, "extend": lever.get("extend") or {}}
+        if name in done and done[name].get("edit") == edit and not args.force:
+            done[name]["help"] = lever.get("help", "")  # documentation only: no retraining for it
+            srsly.write_json(out_file, results)
+            msg.info(f"{name}: already in {out_file} (dev F1 {done[name]['dev']['f']:.4f}), skipped")
+            continue
+        folder = args.work / f"{args.corpus}-{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg_path = folder / "config.cfg"
+        cfg.to_disk(cfg_path, interpolate=False)
+        cmd = train_command(cfg_path, folder, paths.train, paths.dev, seed=args.seed, vectors=paths.vectors,
+                            lexicons=paths.lexicons, train_log=folder / "train_log.jsonl")
+        msg.info(f"{name}: " + " ".join(cmd))
+        sys.stdout.flush()
+        start = time.perf_counter()
+        code = subprocess.run(cmd).returncode
+        if code != 0:
+            msg.fail(f"{name}: spacy train exited with {code}", exits=code)
+        seconds = round(time.perf_counter() - start, 1)
+        tuned = tune(folder / "model-best", Path(paths.dev), bias_grid(*GRID))
+        done[name] = {"help": lever.get("help", ""), "edit": edit, "dev": model_dev_scores(folder / "model-best"),
+                      "dev_tuned": {"bias": tuned["chosen"], "f": tuned["dev_f"]}, "train_seconds": seconds}
+        args.out.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(out_file, results)
+        msg.good(f"{name}: dev F1 {done[name]['dev']['f']:.4f}, tuned {tuned['dev_f']:.4f} "
+                 f"(baseline {reference['dev']['f']:.4f} / {reference['dev_tuned']['f']:.4f}) -> {out_file}")
+    return results
+
+
+if __name__ == "__main__":
+    run()
+    sys.exit(0)

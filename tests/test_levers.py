@@ -1,0 +1,170 @@
+"""scripts/levers.py: candidate edits of the accurate profile (configs/levers.json), one training
+per candidate, dev F1 as trained and tuned written to metrics/levers-<corpus>.json beside the
+profile's own; and its README table (scripts/results_table.py). `spacy train` and the bias tuning
+are faked: the fake model's dev score says which edits its config had, so the test checks that
+each candidate's config really carried its edit and nothing else."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from thinc.api import Config
+
+from conftest import load_script
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = ("components", "twitter_bilstm_ner", "model", "features")
+
+levers = load_script("levers")
+results_table = load_script("results_table")
+
+
+def flat(cfg, prefix=""):
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def test_each_shipped_candidate_edits_only_its_own_keys_of_the_profile():
+    base = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    found = levers.read_levers(ROOT / "configs" / "levers.json")
+    assert found
+    before = flat(base)
+    for name, lever in found.items():
+        cfg = levers.apply_lever(base, lever, name)
+        # it survives the round trip to disk that the script makes
+        after = flat(Config().from_str(cfg.to_str(interpolate=False), interpolate=False))
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        assert changed == set(lever.get("set", {})) | set(lever.get("extend", {})), name
+        for key, items in lever.get("extend", {}).items():
+            assert after[key][: len(before[key])] == before[key] and set(items) <= set(after[key])
+    assert flat(base) == before  # the base is untouched
+
+
+def test_bad_candidates_are_named(tmp_path):
+    base = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
+    with pytest.raises(ValueError, match="'x'.*no section 'components.nope'"):
+        levers.apply_lever(base, {"set": {"components.nope.width": 3}}, "x")
+    with pytest.raises(ValueError, match="'y'.*dropout is not a list"):
+        levers.apply_lever(base, {"extend": {".".join(FEATURES) + ".dropout": [1]}}, "y")
+    path = tmp_path / "levers.json"
+    path.write_text(json.dumps({"a": {"help": "h", "sett": {}}}))
+    with pytest.raises(ValueError, match=r"levers.json: candidate 'a' has unknown keys \['sett'\]"):
+        levers.read_levers(path)
+    path.write_text(json.dumps({"a": {"help": "nothing"}}))
+    with pytest.raises(ValueError, match="'a' changes nothing"):
+        levers.read_levers(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        levers.read_levers(path)
+
+
+LEVERS = {
+    "lists": {"help": "more lists", "extend": {".".join(FEATURES) + ".gazetteer_lists": ["bigdict"]}},
+    "lr": {"help": "faster MiniLM", "set": {".".join(FEATURES) + ".pretrained.learn_rate_scale": 0.03}},
+}
+
+
+def fake_f(cfg: Config) -> float:
+    feats = cfg
+    for key in FEATURES:
+        feats = feats[key]
+    return 0.40 + 0.02 * ("bigdict" in feats["gazetteer_lists"]) + 0.03 * (feats["pretrained"]["learn_rate_scale"] == 0.03)
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "accurate.cfg").write_text((ROOT / "configs" / "accurate.cfg").read_text())
+    (tmp_path / "configs" / "levers.json").write_text(json.dumps(LEVERS))
+    corpus = tmp_path / "corpus" / "tiny"
+    corpus.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (corpus / f"{split}.spacy").write_bytes(b"")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "tiny-accurate-bias.json").write_text(json.dumps({
+        "chosen": -0.5, "dev_f": 0.41,
+        "grid": [{"bias": -0.5, "p": 0.5, "r": 0.35, "f": 0.41}, {"bias": 0.0, "p": 0.45, "r": 0.36, "f": 0.40}]}))
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_run(cmd, *args, **kwargs):
+        calls.append(cmd)
+        assert "test" not in " ".join(cmd)  # test is never used
+        config = Config().from_disk(cmd[cmd.index("train") + 1], interpolate=False)
+        out = Path(cmd[cmd.index("--output") + 1]) / "model-best"
+        out.mkdir(parents=True, exist_ok=True)
+        f = fake_f(config)
+        (out / "meta.json").write_text(json.dumps({"performance": {"ents_f": f, "ents_p": f, "ents_r": f}}))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    def fake_tune(model, dev, grid, component=None):
+        assert Path(dev).name == "dev.spacy" and -1.0 in grid
+        f = json.loads((Path(model) / "meta.json").read_text())["performance"]["ents_f"]
+        return {"chosen": -0.25, "dev_f": f + 0.01}
+
+    monkeypatch.setattr(levers.subprocess, "run", fake_run)
+    monkeypatch.setattr(levers, "tune", fake_tune)
+    return tmp_path, calls
+
+
+def test_run_trains_each_candidate_once_and_compares_with_the_profile(project):
+    root, calls = project
+    levers.run(["tiny"])
+    assert len(calls) == 2
+    saved = json.loads((root / "metrics" / "levers-tiny.json").read_text())
+    assert saved["baseline"]["dev"]["f"] == 0.40 and saved["baseline"]["dev_tuned"] == {"bias": -0.5, "f": 0.41}
+    assert saved["candidates"]["lists"]["dev"]["f"] == pytest.approx(0.42)
+    assert saved["candidates"]["lr"]["dev"]["f"] == pytest.approx(0.43)
+    assert saved["candidates"]["lr"]["dev_tuned"] == {"bias": -0.25, "f": pytest.approx(0.44)}
+    assert saved["candidates"]["lists"]["edit"]["extend"] == LEVERS["lists"]["extend"]
+    assert (root / "training" / "levers" / "tiny-lr" / "config.cfg").is_file()
+    # a second run trains nothing (a new help text is taken); a changed edit is trained again; --only picks
+    LEVERS["lists"]["help"] = "more name lists"
+    (root / "configs" / "levers.json").write_text(json.dumps(LEVERS))
+    levers.run(["tiny"])
+    assert len(calls) == 2
+    assert json.loads((root / "metrics" / "levers-tiny.json").read_text())["candidates"]["lists"]["help"] == "more name lists"
+    LEVERS["lr"]["set"][".".join(FEATURES) + ".pretrained.learn_rate_scale"] = 0.02
+    (root / "configs" / "levers.json").write_text(json.dumps(LEVERS))
+    levers.run(["tiny", "--only", "lr"])
+    assert len(calls) == 3
+    saved = json.loads((root / "metrics" / "levers-tiny.json").read_text())
+    assert saved["candidates"]["lr"]["dev"]["f"] == pytest.approx(0.40)
+    assert set(saved["candidates"]) == {"lists", "lr"}
+    LEVERS["lr"]["set"][".".join(FEATURES) + ".pretrained.learn_rate_scale"] = 0.03
+
+
+def test_run_needs_the_profiles_own_tuned_model(project, capsys):
+    root, calls = project
+    (root / "metrics" / "tiny-accurate-bias.json").unlink()
+    with pytest.raises(SystemExit):
+        levers.run(["tiny"])
+    assert "metrics/tiny-accurate-bias.json does not exist" in capsys.readouterr().err and not calls
+    with pytest.raises(SystemExit):
+        levers.run(["tiny", "--only", "nope"])
+    assert "--only ['nope']: not in" in capsys.readouterr().err
+
+
+def test_levers_table_in_the_results(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "levers-wnut16.json").write_text(json.dumps({
+        "settings": {"seed": 0},
+        "baseline": {"dev": {"f": 0.4566}, "dev_tuned": {"bias": -1.0, "f": 0.4707}},
+        "candidates": {"lr": {"help": "faster MiniLM", "dev": {"f": 0.47}, "dev_tuned": {"bias": -0.5, "f": 0.4851}}},
+    }))
+    (metrics / "wnut16-accurate-seeds.json").write_text(json.dumps({
+        "corpus": "wnut16", "config": "accurate", "seeds": [0, 1, 2], "dev_f": [0.479, 0.453, 0.464],
+        "test_f": [0.457, 0.446, 0.447], "test_f_mean": 0.45, "test_f_std": 0.006}))
+    rows = results_table.lever_rows(metrics)
+    assert rows == ["| wnut16 | the profile (`accurate`), its seed-0 model (its seeds 0, 1, 2 in the `seeds` run: dev 45.3 to "
+                    "47.9 untuned) | 45.7 | 47.1 (-1.0) | - | 0 |",
+                    "| wnut16 | `lr`: faster MiniLM | 47.0 | 48.5 (-0.5) | +1.4 | 0 |"]
+    assert "Candidate changes to the accurate profile" in results_table.render(metrics)
