@@ -34,9 +34,7 @@ from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from commands import checked_training_paths, model_dev_scores, train_command  # noqa: E402
-from tune_outside_bias import bias_grid, tune  # noqa: E402
-
-GRID = (-1.0, 4.0, 0.25)  # tune_outside_bias.py's default grid, as `spacy project run tune` uses
+from tune_outside_bias import GRID, bias_grid, tune  # noqa: E402
 
 
 def read_levers(path: Path) -> Dict[str, Dict[str, Any]]:

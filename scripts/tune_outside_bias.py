@@ -25,6 +25,7 @@ from thinc.api import Config
 from wasabi import msg
 
 BATCH = 256
+GRID = (-1.0, 4.0, 0.25)  # lo, hi, step: what `spacy project run tune` searches
 
 
 def bias_grid(lo: float, hi: float, step: float) -> List[float]:
@@ -87,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("dev", type=Path, help="the dev DocBin (e.g. corpus/wnut17/dev.spacy)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the grid and the choice")
     parser.add_argument("--write", action="store_true", help="store the chosen bias in MODEL/config.cfg")
-    parser.add_argument("--grid", type=float, nargs=3, default=[-1.0, 4.0, 0.25], metavar=("LO", "HI", "STEP"))
+    parser.add_argument("--grid", type=float, nargs=3, default=list(GRID), metavar=("LO", "HI", "STEP"))
     parser.add_argument("--component", default=None, help="the component's name (default: the first twitter_bilstm_ner)")
     args = parser.parse_args(argv)
     for path, what in ((args.model / "config.cfg", "MODEL"), (args.dev, "DEV")):
