@@ -18,6 +18,7 @@ END = "<!-- RESULTS END -->"
 CORPORA = ("wnut16-course", "wnut16", "wnut17")
 CONFIGS = ("seed", "default", "fast", "distilled", "accurate-minilm", "accurate-frozen", "accurate-md", "accurate", "accurate-selftrained")
 ENSEMBLE = "-ensemble"
+FINAL = "-final"  # scripts/train_final.py: metrics/<corpus>-<config>-final.json
 ABLATED = ("transformer", "spacy_pipeline", "clusters", "gazetteer")
 
 
@@ -144,6 +145,11 @@ def peer_rows(metrics: Path) -> List[str]:
         rows.append(row(f"{name}, mean ± sd over {'/'.join(map(str, sorted(n_seeds)))} seeds", cells))
         rows.append(row(f"{name}, ensemble of those seeds",
                         [pct(test_f(metrics / f"{c}-{config}{ENSEMBLE}-test.json", "ents_f")) for c in CORPORA]))
+        finals = [metrics / f"{c}-{config}{FINAL}.json" for c in CORPORA]
+        rows.append(row(f"{name}, trained on train + dev (`train-final`), seed 0",
+                        [pct(test_f(p, "seeds", "0", "test", "f")) for p in finals]))
+        rows.append(row(f"{name}, trained on train + dev (`train-final`), ensemble of seeds",
+                        [pct(test_f(p, "ensemble", "test", "f")) for p in finals]))
     for key, name in BENCHMARK_PEERS:
         rows.append(row(name, [pct(test_f(metrics / f"benchmark-{c}.json", key, "test_f")) for c in CORPORA]))
     published_path = metrics / "published.json"
@@ -316,6 +322,28 @@ def selftrain_rows(metrics: Path) -> List[str]:
     return rows
 
 
+def final_rows(metrics: Path) -> List[str]:
+    """One row per metrics/<corpus>-<config>-final.json (scripts/train_final.py): the choices taken
+    from the train-only run and test F1 of the train-only and the train + dev models."""
+    rows = []
+    for corpus in CORPORA:
+        for path in sorted(metrics.glob(f"{corpus}-*{FINAL}.json")):
+            data = srsly.read_json(path)
+            if data.get("corpus") != corpus:
+                continue
+            seeds, ensemble, before = data.get("seeds", {}), data.get("ensemble") or {}, data["train_only_test_f"]
+            chosen = data["chosen_from"]
+            seed0 = seeds.get("0", {})
+            minutes = seed0.get("train_seconds")
+            rows.append(
+                f"| {corpus} | `{data['config']}` | {data['epochs']} (best dev at epoch {chosen['best_epoch']}, "
+                f"step {chosen['best_step']}) | {data['outside_bias']} | {pct(before.get('seed0'))} | "
+                f"**{pct(seed0.get('test', {}).get('f'))}** | {pct(before.get('ensemble'))} | "
+                f"**{pct(ensemble.get('test', {}).get('f'))}** ({len(ensemble.get('members', []))} seeds) | "
+                f"{num(None if minutes is None else minutes / 60, '{:.1f}')} |".replace("**-**", "-").replace(" (0 seeds)", ""))
+    return rows
+
+
 def render(metrics: Path) -> str:
     lines = [
         "Test and dev F1 are exact-span micro F1 (spaCy's `ents_f`, the same as conlleval) on the",
@@ -382,6 +410,21 @@ def render(metrics: Path) -> str:
             "| corpus | teacher dev / test F1 | self-trained dev / test F1 | tweets the teacher labelled | minutes |",
             "|---|---|---|---|---|",
             *selftrained,
+        ]
+    finals = final_rows(metrics)
+    if finals:
+        lines += [
+            "",
+            "Final fit on train + dev (`spacy project run train-final`, source",
+            "`metrics/<corpus>-<config>-final.json`): once the train-only run has made every choice on",
+            "dev (the epochs: its best dev evaluation's epoch + 1; the `outside_bias` from `tune`), the",
+            "same config is retrained on train and dev together for those epochs, and its last model is",
+            "scored on test. It has no dev score (dev is training data). Test F1, seed 0 and the ensemble",
+            "of seeds 0-2, train-only against train + dev; minutes of one train + dev training:",
+            "",
+            "| corpus | config | epochs | outside_bias | train only, seed 0 | train + dev, seed 0 | train only, ensemble | train + dev, ensemble | minutes |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *finals,
         ]
     biases = bias_rows(metrics)
     if biases:

@@ -226,6 +226,30 @@ def test_seeds_then_ensemble(project):
     assert re.search(r"\| tiny \| `tiny` \|( [^|]* \|){4} [0-9.]+ ± [0-9.]+ \(seeds 0, 1, 2\)", table)
 
 
+def test_tune_then_train_final_on_train_and_dev(project):
+    """`train-final` retrains on train + dev with the choices the train-only run made on dev and
+    keeps a loadable last model with the tuned bias, scored on test only."""
+    proj, vars_, _ = project
+    result = run_project(proj, "tune", ".", *vars_)
+    assert result.returncode == 0, _fail_text(result)
+    bias = srsly.read_json(proj / "metrics" / "tiny-tiny-bias.json")["chosen"]
+    result = run_project(proj, "train-final", ".", *vars_, "--vars.final_seeds", "0")
+    assert result.returncode == 0, _fail_text(result)
+    assert "--paths.train corpus/tiny/train+dev" in _plain(result.stdout).replace("\n", " ")
+    out = proj / "training" / "tiny-tiny-final"
+    assert not (out / "model-best").exists() and not (out / "model-last").exists()
+    nlp = spacy.load(out / "model-final")
+    assert nlp.get_pipe("twitter_bilstm_ner").outside_bias == bias
+    assert isinstance(nlp("Lady Gaga is heading to Paris tonight").ents, tuple)
+    summary = srsly.read_json(proj / "metrics" / "tiny-tiny-final.json")
+    assert summary["outside_bias"] == bias and summary["epochs"] >= 1
+    assert 0.0 <= summary["seeds"]["0"]["test"]["f"] <= 1.0
+    assert not (proj / "metrics" / "tiny-tiny-final-dev.json").exists()
+    # the log of the train + dev run saw both splits' tweets
+    train_log = list(srsly.read_jsonl(out / "train_log.jsonl"))
+    assert train_log and train_log[-1]["step"] > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # failures, with messages that say what to fix
 
