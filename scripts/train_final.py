@@ -54,7 +54,7 @@ def chosen_epochs(train_log: Path) -> Dict[str, Any]:
     records = [r for r in srsly.read_jsonl(train_log) if r.get("step", 0) > 0 and r.get("score") is not None]
     if not records:
         raise ValueError(f"{train_log} has no dev evaluation after step 0: the train-only run is too short to choose from")
-    best = max(records, key=lambda r: r["score"])  # the first of equal scores, as spaCy keeps model-best
+    best = max(records, key=lambda r: r["score"])  # max() keeps the first of equal scores
     return {"epochs": int(best["epoch"]) + 1, "best_step": int(best["step"]), "best_epoch": int(best["epoch"]),
             "dev_score": best["score"], "source": str(train_log)}
 
@@ -201,6 +201,9 @@ def main(argv: Optional[List[str]] = None, run=subprocess.run) -> int:
                 and previous.get("outside_bias") == ensemble_bias and Path(previous["model"]).is_dir():
             summary["ensemble"] = previous
             msg.info(f"ensemble: reusing {previous['model']}")
+        elif ensemble_bias is None and not trained and previous and set(previous.get("members", [])) <= \
+                {seed["model"] for seed in seeds.values()}:
+            summary["ensemble"] = previous  # a run of fewer seeds keeps the ensemble of the seeds it reused
         elif ensemble_bias is not None:
             summary["ensemble"] = {"outside_bias": ensemble_bias,
                                    "outside_bias_source": str(args.out / f"{name}-ensemble-bias.json"),

@@ -117,6 +117,9 @@ def test_each_seed_trains_on_train_and_dev_with_the_dev_choices_and_is_scored_on
     assert train_final.main(["c", "--seeds", "0", "1"], run=again) == 0
     assert again.trains() == [] and not any("ensemble" in c for c in again.calls)
     assert srsly.read_json(project / "metrics" / "c-accurate-final.json")["ensemble"]["test"]["f"] == pytest.approx(0.5025)
+    # a run of one of those seeds keeps the ensemble's record
+    assert train_final.main(["c", "--seeds", "0"], run=FakeRun()) == 0
+    assert srsly.read_json(project / "metrics" / "c-accurate-final.json")["ensemble"]["test"]["f"] == pytest.approx(0.5025)
     srsly.write_json(project / "metrics" / "c-accurate-bias.json", {"chosen": 0.0})
     third = FakeRun()
     assert train_final.main(["c", "--seeds", "0"], run=third) == 0
