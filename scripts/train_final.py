@@ -85,7 +85,7 @@ def seed_suffix(seed: int) -> str:
     return "-final" if seed == 0 else f"-final-seed{seed}"
 
 
-def test_scores(path: Path) -> Dict[str, Optional[float]]:
+def scores_from(path: Path) -> Dict[str, Optional[float]]:
     data = srsly.read_json(path)
     return {"f": data.get("ents_f"), "p": data.get("ents_p"), "r": data.get("ents_r")}
 
@@ -113,7 +113,7 @@ def train_seed(paths: ProjectPaths, seed: int, epochs: int, bias: float, data: P
     write_bias(final, COMPONENT, bias)
     if run(evaluate_command(final, paths.test, out.test_metrics)).returncode != 0:
         raise RuntimeError(f"seed {seed}: `spacy evaluate` of {final} failed")
-    return {"model": str(final), "train_seconds": seconds, "test": test_scores(out.test_metrics),
+    return {"model": str(final), "train_seconds": seconds, "test": scores_from(out.test_metrics),
             "test_metrics": str(out.test_metrics)}
 
 
@@ -127,7 +127,7 @@ def train_ensemble(paths: ProjectPaths, models: Sequence[str], bias: float, run=
     write_bias(model, COMPONENT, bias)
     if run(evaluate_command(model, paths.test, out.test_metrics)).returncode != 0:
         raise RuntimeError(f"`spacy evaluate` of {model} failed")
-    return {"model": str(model), "members": list(models), "test": test_scores(out.test_metrics),
+    return {"model": str(model), "members": list(models), "test": scores_from(out.test_metrics),
             "test_metrics": str(out.test_metrics)}
 
 
