@@ -335,12 +335,13 @@ def final_rows(metrics: Path) -> List[str]:
             chosen = data["chosen_from"]
             seed0 = seeds.get("0", {})
             minutes = seed0.get("train_seconds")
+            f0, fe = seed0.get("test", {}).get("f"), ensemble.get("test", {}).get("f")
+            ensemble_cell = "-" if fe is None else f"**{pct(fe)}** ({len(ensemble['members'])} seeds)"
             rows.append(
                 f"| {corpus} | `{data['config']}` | {data['epochs']} (best dev at epoch {chosen['best_epoch']}, "
                 f"step {chosen['best_step']}) | {data['outside_bias']} | {pct(before.get('seed0'))} | "
-                f"**{pct(seed0.get('test', {}).get('f'))}** | {pct(before.get('ensemble'))} | "
-                f"**{pct(ensemble.get('test', {}).get('f'))}** ({len(ensemble.get('members', []))} seeds) | "
-                f"{num(None if minutes is None else minutes / 60, '{:.1f}')} |".replace("**-**", "-").replace(" (0 seeds)", ""))
+                f"{'-' if f0 is None else f'**{pct(f0)}**'} | {pct(before.get('ensemble'))} | {ensemble_cell} | "
+                f"{num(None if minutes is None else minutes / 60, '{:.1f}')} |")
     return rows
 
 
