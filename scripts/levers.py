@@ -15,10 +15,13 @@ else would. A candidate is a named edit of the config, so each one's full config
 
 Each candidate trains for the profile's own epochs, then its model-best gets an `outside_bias`
 chosen on dev (scripts/tune_outside_bias.py's grid), as the profile's model does in
-`spacy project run tune`. The baseline is that model: its dev F1 is read from
-metrics/<corpus>-<config>-bias.json (`train` + `tune`, same config and seed), not retrained.
-Results go to metrics/levers-<corpus>.json after every training, so an interrupted run keeps what
-it finished; candidates already there with the same edit and settings are skipped (--force
+`spacy project run tune`. The baseline is the profile's model of the same seed, not retrained:
+for seed 0 its dev F1 is read from metrics/<corpus>-<config>-bias.json (`train` + `tune`); for
+another seed N it is the `seeds` command's model training/<corpus>-<config>-seedN/model-best,
+tuned here once and kept in metrics/<corpus>-<config>-seedN-bias.json.
+Results go to metrics/levers-<corpus>.json (seed 0) or metrics/levers-<corpus>-seedN.json after
+every training, so an interrupted run keeps what it finished and one seed never overwrites
+another's; candidates already there with the same edit and settings are skipped (--force
 retrains). Test is never read: a candidate becomes the profile only on dev.
 """
 import argparse
@@ -33,7 +36,7 @@ from thinc.api import Config
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from commands import checked_training_paths, model_dev_scores, train_command  # noqa: E402
+from commands import checked_training_paths, model_dev_scores, project_paths, train_command  # noqa: E402
 from tune_outside_bias import GRID, bias_grid, tune  # noqa: E402
 
 
@@ -80,8 +83,22 @@ def apply_lever(cfg: Config, lever: Dict[str, Any], name: str = "?") -> Config:
 
 
 
-def baseline(bias_file: Path) -> Dict[str, Any]:
-    """The profile's own model on dev, from `spacy project run tune`'s file."""
+def seed_suffix(seed: int) -> str:
+    """"" for seed 0 (the profile's own `train` run), "-seedN" otherwise (the `seeds` run's)."""
+    return "" if seed == 0 else f"-seed{seed}"
+
+
+def baseline(bias_file: Path, seed_model: Optional[Path] = None, dev: Optional[Path] = None) -> Dict[str, Any]:
+    """The profile's own model on dev, from `spacy project run tune`'s file. For a seed other than
+    0 (``seed_model`` given) the file is written first, by tuning that model on ``dev``, if it is
+    not there yet."""
+    if not bias_file.is_file() and seed_model is not None:
+        if not (seed_model / "config.cfg").is_file():
+            raise FileNotFoundError(
+                f"{seed_model} does not exist: train the profile's seeds first "
+                "(`spacy project run seeds` with the same corpus and config)")
+        bias_file.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(bias_file, tune(seed_model, dev, bias_grid(*GRID)))
     if not bias_file.is_file():
         raise FileNotFoundError(
             f"{bias_file} does not exist: train and tune the profile first "
@@ -120,13 +137,17 @@ def run(argv: Optional[List[str]] = None) -> Dict:
                 configs[name] = apply_lever(base, lever, name)
             except ValueError as e:
                 parser.error(f"{args.levers}: {e} ({paths.config})")
-    bias_file = args.out / f"{args.corpus}-{args.config}-bias.json"
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: a seed is 0 or more")
+    suffix = seed_suffix(args.seed)
+    bias_file = args.out / f"{args.corpus}-{args.config}{suffix}-bias.json"
+    seed_model = project_paths(args.corpus, args.config, suffix=suffix).model if suffix else None
     try:
-        reference = baseline(bias_file)
+        reference = baseline(bias_file, seed_model, Path(paths.dev))
     except FileNotFoundError as e:
         parser.error(str(e))
     settings = {"config": str(paths.config), "seed": args.seed}
-    out_file = args.out / f"levers-{args.corpus}.json"
+    out_file = args.out / f"levers-{args.corpus}{suffix}.json"
     results = srsly.read_json(out_file) if out_file.is_file() else {}
     if results.get("settings") != settings:
         results = {}
@@ -142,7 +163,7 @@ def run(argv: Optional[List[str]] = None) -> Dict:
             srsly.write_json(out_file, results)
             msg.info(f"{name}: already in {out_file} (dev F1 {done[name]['dev']['f']:.4f}), skipped")
             continue
-        folder = args.work / f"{args.corpus}-{name}"
+        folder = args.work / f"{args.corpus}-{name}{suffix}"
         folder.mkdir(parents=True, exist_ok=True)
         cfg_path = folder / "config.cfg"
         cfg.to_disk(cfg_path, interpolate=False)

@@ -7,8 +7,12 @@ Each seed trains to training/<corpus>-<config>-seed<N>/ and is scored on dev and
 `spacy evaluate --gold-preproc` (metrics/<corpus>-<config>-seed<N>-{dev,test}.json); the summary
 goes to metrics/<corpus>-<config>-seeds.json. A seed whose metrics already exist is not retrained, and
 --reuse names a model `spacy project run train` already made (its seed is read from its config).
+Every seed is scored as trained (outside_bias 0): a reused model whose `tune --write` stored
+another bias is copied to training/<corpus>-<config>-seed<N>/model-best with the bias set to 0,
+and that copy is scored and listed, so the seeds' spread compares like with like.
 """
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +25,7 @@ from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from commands import evaluate_command, project_paths, project_train_command  # noqa: E402
+from tune_outside_bias import write_bias  # noqa: E402
 
 
 def run(cmd: List[str]) -> None:
@@ -39,6 +44,23 @@ def reusable_model(train_dir: Optional[Path], seed: int) -> Optional[Path]:
         return None
     config = Config().from_disk(model / "config.cfg", interpolate=False)
     return model if str(config["system"]["seed"]) == str(seed) else None
+
+
+def as_trained(model: Path, copy_to: Path) -> Path:
+    """``model`` itself when every twitter_bilstm_ner in it has ``outside_bias`` 0, else a copy at
+    ``copy_to`` with the bias set back to 0 (the model as trained)."""
+    config = Config().from_disk(model / "config.cfg", interpolate=False)
+    biased = [name for name, comp in config.get("components", {}).items()
+              if comp.get("factory") == "twitter_bilstm_ner" and float(comp.get("outside_bias", 0.0)) != 0.0]
+    if not biased:
+        return model
+    if copy_to.exists():
+        shutil.rmtree(copy_to)
+    shutil.copytree(model, copy_to)
+    for name in biased:
+        write_bias(copy_to, name, 0.0)
+    msg.info(f"{model} has a tuned outside_bias: scoring a copy as trained ({copy_to}, outside_bias 0)")
+    return copy_to
 
 
 def main() -> int:
@@ -61,14 +83,17 @@ def main() -> int:
         paths = project_paths(corpus, config, suffix=f"-seed{seed}")
         reused = reusable_model(args.reuse, seed)
         model = reused if reused is not None else paths.model
-        models[seed] = str(model)
         if not paths.test_metrics.exists():
             if reused is not None:
                 msg.info(f"seed {seed}: scoring {reused} (trained with [system] seed = {seed}) instead of retraining")
+                model = as_trained(reused, paths.model)
             else:
                 run(project_train_command(paths, seed=seed, gpu_id=args.gpu_id, overrides=extra))
             for data, target in ((paths.dev, paths.dev_metrics), (paths.test, paths.test_metrics)):
                 run(evaluate_command(model, data, target, gpu_id=args.gpu_id))
+        elif reused is not None and (paths.model / "config.cfg").exists():
+            model = paths.model  # the as-trained copy scored by an earlier run
+        models[seed] = str(model)
         results[seed] = {s: srsly.read_json(p)["ents_f"]
                          for s, p in (("dev", paths.dev_metrics), ("test", paths.test_metrics))}
     devs = [r["dev"] for r in results.values()]

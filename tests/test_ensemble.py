@@ -98,6 +98,18 @@ def test_ensemble_is_a_working_pipeline(members, ensemble):
         [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
 
 
+def test_ensemble_starts_at_outside_bias_0_whatever_its_first_members(members, tmp_path):
+    paths, exs = members
+    biased = tmp_path / "biased"
+    spacy.load(paths[0]).to_disk(biased)
+    config = Config().from_disk(biased / "config.cfg", interpolate=False)
+    config["components"][NAME]["outside_bias"] = -0.75  # what `tune --write` leaves in a member
+    config.to_disk(biased / "config.cfg")
+    assert spacy.load(biased).get_pipe(NAME).outside_bias == -0.75
+    assemble([biased, paths[1]], tmp_path / "ensemble")
+    assert spacy.load(tmp_path / "ensemble").get_pipe(NAME).outside_bias == 0.0
+
+
 def test_ensemble_cannot_be_trained_or_initialized(members, ensemble):
     paths, exs = members
     nlp = spacy.load(ensemble)

@@ -107,7 +107,8 @@ def project(tmp_path, monkeypatch):
     def fake_tune(model, dev, grid, component=None):
         assert Path(dev).name == "dev.spacy" and -1.0 in grid
         f = json.loads((Path(model) / "meta.json").read_text())["performance"]["ents_f"]
-        return {"chosen": -0.25, "dev_f": f + 0.01}
+        return {"chosen": -0.25, "dev_f": f + 0.01, "grid": [{"bias": -0.25, "p": f, "r": f, "f": f + 0.01},
+                                                             {"bias": 0.0, "p": f, "r": f, "f": f}]}
 
     monkeypatch.setattr(levers.subprocess, "run", fake_run)
     monkeypatch.setattr(levers, "tune", fake_tune)
@@ -152,6 +153,33 @@ def test_run_needs_the_profiles_own_tuned_model(project, capsys):
     assert "--only ['nope']: not in" in capsys.readouterr().err
 
 
+def test_another_seed_compares_with_that_seeds_model_and_keeps_seed_0(project, capsys):
+    root, calls = project
+    levers.run(["tiny", "--only", "lr"])
+    seed0 = (root / "metrics" / "levers-tiny.json").read_text()
+    with pytest.raises(SystemExit):  # the `seeds` run's model is not there yet
+        levers.run(["tiny", "--only", "lr", "--seed", "1"])
+    assert "training/tiny-accurate-seed1/model-best does not exist" in capsys.readouterr().err
+    assert len(calls) == 1
+    seed_model = root / "training" / "tiny-accurate-seed1" / "model-best"
+    seed_model.mkdir(parents=True)
+    (seed_model / "config.cfg").write_text("")
+    (seed_model / "meta.json").write_text(json.dumps({"performance": {"ents_f": 0.38}}))
+    levers.run(["tiny", "--only", "lr", "--seed", "1"])
+    assert len(calls) == 2 and calls[-1][calls[-1].index("--system.seed") + 1] == "1"
+    assert (root / "training" / "levers" / "tiny-lr-seed1" / "config.cfg").is_file()
+    saved = json.loads((root / "metrics" / "levers-tiny-seed1.json").read_text())
+    assert saved["settings"]["seed"] == 1
+    # the baseline is the seed-1 model, tuned on dev here (the fake tune adds 0.01) and kept
+    assert saved["baseline"]["dev"]["f"] == 0.38 and saved["baseline"]["dev_tuned"] == {"bias": -0.25, "f": pytest.approx(0.39)}
+    assert json.loads((root / "metrics" / "tiny-accurate-seed1-bias.json").read_text())["chosen"] == -0.25
+    assert saved["candidates"]["lr"]["dev_tuned"]["f"] == pytest.approx(0.44)
+    assert (root / "metrics" / "levers-tiny.json").read_text() == seed0  # seed 0's results untouched
+    with pytest.raises(SystemExit):
+        levers.run(["tiny", "--seed", "-1"])
+    assert "--seed -1" in capsys.readouterr().err
+
+
 def test_levers_table_in_the_results(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
@@ -168,3 +196,27 @@ def test_levers_table_in_the_results(tmp_path):
                     "47.9 untuned) | 45.7 | 47.1 (-1.0) | - | 0 |",
                     "| wnut16 | `lr`: faster MiniLM | 47.0 | 48.5 (-0.5) | +1.4 | 0 |"]
     assert "Candidate changes to the accurate profile" in results_table.render(metrics)
+
+
+def test_levers_table_has_a_row_per_seed_and_a_mean_over_seeds(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for seed, (ref, cand) in {0: (0.60, 0.61), 1: (0.58, 0.56)}.items():
+        suffix = f"-seed{seed}" if seed else ""
+        (metrics / f"levers-wnut17{suffix}.json").write_text(json.dumps({
+            "settings": {"seed": seed},
+            "baseline": {"dev": {"f": ref}, "dev_tuned": {"bias": 0.0, "f": ref}},
+            "candidates": {"avg": {"help": "averages", "dev": {"f": cand}, "dev_tuned": {"bias": 0.0, "f": cand}}}}))
+    (metrics / "levers-wnut16-course.json").write_text(json.dumps({
+        "settings": {"seed": 0}, "baseline": {"dev": {"f": 0.64}, "dev_tuned": {"bias": 0.0, "f": 0.64}},
+        "candidates": {"avg": {"help": "averages", "dev": {"f": 0.65}, "dev_tuned": {"bias": 0.0, "f": 0.65}}}}))
+    rows = results_table.lever_rows(metrics)
+    assert rows == [
+        "| wnut16-course | the profile (`accurate`), its seed-0 model | 64.0 | 64.0 (0.0) | - | 0 |",
+        "| wnut16-course | `avg`: averages | 65.0 | 65.0 (0.0) | +1.0 | 0 |",
+        "| wnut17 | the profile (`accurate`), its seed-0 model | 60.0 | 60.0 (0.0) | - | 0 |",
+        "| wnut17 | `avg`: averages | 61.0 | 61.0 (0.0) | +1.0 | 0 |",
+        "| wnut17 | the profile (`accurate`), its seed-1 model (the `seeds` run's) | 58.0 | 58.0 (0.0) | - | 1 |",
+        "| wnut17 | `avg`: averages | 56.0 | 56.0 (0.0) | -2.0 | 1 |",
+        "| wnut17 | `avg`, mean over its seeds | - | - | **-0.5** | 0, 1 |",
+    ]

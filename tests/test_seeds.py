@@ -148,6 +148,29 @@ def test_reuse_scores_the_model_trained_with_that_seed_only(seeds, monkeypatch):
     assert evaluated[2:] == [str(Path("training") / "tiny-fast-seed1" / "model-best")] * 2
 
 
+def test_a_reused_model_with_a_tuned_bias_is_scored_as_trained(seeds, monkeypatch):
+    module, calls, tmp = seeds
+    train_dir = _trained(tmp, seed=0)
+    config = Config().from_disk(train_dir / "model-best" / "config.cfg", interpolate=False)
+    config["components"] = {"twitter_bilstm_ner": {"factory": "twitter_bilstm_ner", "outside_bias": -0.5}}
+    config.to_disk(train_dir / "model-best" / "config.cfg")
+    (train_dir / "model-best" / "weights").write_text("w")
+    _main(module, monkeypatch, "tiny", "fast", "--seeds", "0", "--reuse", str(train_dir))
+    copy = Path("training") / "tiny-fast-seed0" / "model-best"
+    evaluated = [c[4] for c in calls if c[2:4] == ["spacy", "evaluate"]]
+    assert evaluated == [str(copy)] * 2  # the copy, not the tuned model
+    saved = Config().from_disk(copy / "config.cfg", interpolate=False)
+    assert saved["components"]["twitter_bilstm_ner"]["outside_bias"] == 0.0
+    assert (copy / "weights").read_text() == "w"
+    assert Config().from_disk(train_dir / "model-best" / "config.cfg", interpolate=False)[
+        "components"]["twitter_bilstm_ner"]["outside_bias"] == -0.5  # the reused model is untouched
+    assert json.loads((Path("metrics") / "tiny-fast-seeds.json").read_text())["models"] == [str(copy)]
+    # a later run scores nothing again and still lists the copy
+    calls.clear()
+    _main(module, monkeypatch, "tiny", "fast", "--seeds", "0", "--reuse", str(train_dir))
+    assert not calls and json.loads((Path("metrics") / "tiny-fast-seeds.json").read_text())["models"] == [str(copy)]
+
+
 def test_seed_runs_use_the_shared_command_lines(seeds, monkeypatch):
     module, calls, tmp = seeds
     _main(module, monkeypatch, "tiny", "fast", "--seeds", "3", "--gpu-id", "-1")

@@ -35,7 +35,9 @@ def _load_member(path: Path):
 def assemble(member_paths: Sequence[Path], output: Path) -> Dict[str, Any]:
     """Build the ensemble of the pipelines in ``member_paths`` and save it to ``output``. The
     first member gives the tokenizer, the vocab (and static vectors) and any other components:
-    seed runs of one config share all of these."""
+    seed runs of one config share all of these. The ensemble starts at ``outside_bias`` 0: a
+    member's tuned bias was chosen for that member's scores, not for their mean (tune the
+    ensemble's own with scripts/tune_outside_bias.py)."""
     if len(member_paths) < 2:
         raise ValueError(f"ensemble: give at least 2 trained pipelines, got {len(member_paths)}")
     paths = [Path(p) for p in member_paths]
@@ -55,7 +57,7 @@ def assemble(member_paths: Sequence[Path], output: Path) -> Dict[str, Any]:
     nlp = members[0]
     component_config = dict(nlp.config["components"][COMPONENT])
     component_config.pop("factory", None)
-    component_config.update(model=model_config, labels=list(pipes[0].labels))
+    component_config.update(model=model_config, labels=list(pipes[0].labels), outside_bias=0.0)
     nlp.replace_pipe(COMPONENT, COMPONENT, config=component_config)
     ensemble = nlp.get_pipe(COMPONENT)
     for layer, pipe in zip(ensemble.model.layers, pipes):
