@@ -283,56 +283,48 @@ def bias_rows(metrics: Path) -> List[str]:
     return rows
 
 
-def lever_files(metrics: Path) -> Iterator[Tuple[str, int, Dict]]:
-    """(corpus, seed, contents) of each metrics/levers-<corpus>[-seedN].json, in CORPORA's order
-    and then by seed."""
-    for corpus in CORPORA:
-        found = []
-        for path in metrics.glob(f"levers-{corpus}*.json"):
-            rest = path.name[len(f"levers-{corpus}"): -len(".json")]
-            if rest == "" or (rest.startswith("-seed") and rest[len("-seed"):].isdigit()):
-                data = srsly.read_json(path)
-                found.append((int(data.get("settings", {}).get("seed", rest[len("-seed"):] or 0)), data))
-        for seed, data in sorted(found, key=lambda x: x[0]):
-            yield corpus, seed, data
+def lever_files(metrics: Path, corpus: str) -> List[Tuple[int, Dict]]:
+    """(seed, contents) of each metrics/levers-<corpus>[-seedN].json, by seed."""
+    found = []
+    for path in metrics.glob(f"levers-{corpus}*.json"):
+        rest = path.name[len(f"levers-{corpus}"): -len(".json")]
+        if rest == "" or re.fullmatch(r"-seed\d+", rest):
+            found.append((int(rest[len("-seed"):] or 0), srsly.read_json(path)))
+    return sorted(found, key=lambda x: x[0])
 
 
 def lever_rows(metrics: Path) -> List[str]:
     """One row per candidate and seed of metrics/levers-<corpus>[-seedN].json (scripts/levers.py),
     after the profile's own model of that seed: dev F1 as trained and with a dev-tuned
     outside_bias, and the change of the tuned dev F1 against the profile's. A candidate trained
-    with several seeds gets one more row: its mean change over them."""
+    with several seeds gets one more row, after its corpus's: its mean change over them."""
     rows = []
-    changes: Dict[Tuple[str, str], Dict[int, float]] = {}
-    for corpus, seed, data in lever_files(metrics):
-        ref = data["baseline"]
-        ref_f = ref["dev_tuned"]["f"]
-        label = f"the profile (`accurate`), its seed-{seed} model"
-        seeds_file = metrics / f"{corpus}-accurate-seeds.json"
-        if seed == 0 and seeds_file.exists():
-            seeds = srsly.read_json(seeds_file)
-            label += (f" (its seeds {', '.join(map(str, seeds['seeds']))} in the `seeds` run: dev "
-                      f"{pct(min(seeds['dev_f']))} to {pct(max(seeds['dev_f']))} untuned)")
-        elif seed != 0:
-            label += " (the `seeds` run's)"
-        rows.append(f"| {corpus} | {label} | {pct(ref['dev']['f'])} | "
-                    f"{pct(ref_f)} ({ref['dev_tuned']['bias']}) | - | {seed} |")
-        for name, found in data.get("candidates", {}).items():
-            tuned = found["dev_tuned"]
-            changes.setdefault((corpus, name), {})[seed] = tuned["f"] - ref_f
-            rows.append(f"| {corpus} | `{name}`: {found.get('help', '')} | {pct(found['dev']['f'])} | "
-                        f"{pct(tuned['f'])} ({tuned['bias']}) | {100 * (tuned['f'] - ref_f):+.1f} | {seed} |")
-    means = {}
-    for (corpus, name), by_seed in changes.items():
-        if len(by_seed) > 1:
-            mean = sum(by_seed.values()) / len(by_seed)
-            means.setdefault(corpus, []).append(
-                f"| {corpus} | `{name}`, mean over its seeds | - | - | **{100 * mean:+.1f}** | "
-                f"{', '.join(map(str, sorted(by_seed)))} |")
-    ordered = []
-    for corpus in CORPORA:  # each corpus's rows, then its candidates' means
-        ordered += [r for r in rows if r.startswith(f"| {corpus} |")] + means.get(corpus, [])
-    return ordered
+    for corpus in CORPORA:
+        changes: Dict[str, Dict[int, float]] = {}
+        for seed, data in lever_files(metrics, corpus):
+            ref = data["baseline"]
+            ref_f = ref["dev_tuned"]["f"]
+            label = f"the profile (`accurate`), its seed-{seed} model"
+            seeds_file = metrics / f"{corpus}-accurate-seeds.json"
+            if seed != 0:
+                label += " (the `seeds` run's)"
+            elif seeds_file.exists():
+                seeds = srsly.read_json(seeds_file)
+                label += (f" (its seeds {', '.join(map(str, seeds['seeds']))} in the `seeds` run: dev "
+                          f"{pct(min(seeds['dev_f']))} to {pct(max(seeds['dev_f']))} untuned)")
+            rows.append(f"| {corpus} | {label} | {pct(ref['dev']['f'])} | "
+                        f"{pct(ref_f)} ({ref['dev_tuned']['bias']}) | - | {seed} |")
+            for name, found in data.get("candidates", {}).items():
+                tuned = found["dev_tuned"]
+                changes.setdefault(name, {})[seed] = tuned["f"] - ref_f
+                rows.append(f"| {corpus} | `{name}`: {found.get('help', '')} | {pct(found['dev']['f'])} | "
+                            f"{pct(tuned['f'])} ({tuned['bias']}) | {100 * (tuned['f'] - ref_f):+.1f} | {seed} |")
+        for name, by_seed in changes.items():
+            if len(by_seed) > 1:
+                mean = sum(by_seed.values()) / len(by_seed)
+                rows.append(f"| {corpus} | `{name}`, mean over its seeds | - | - | **{100 * mean:+.1f}** | "
+                            f"{', '.join(map(str, sorted(by_seed)))} |")
+    return rows
 
 
 def selftrain_rows(metrics: Path) -> List[str]:
