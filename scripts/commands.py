@@ -15,6 +15,7 @@ complete): so a config that can distil (configs/default.cfg, configs/distilled.c
 gold tweets alone, as the fast profile, until `spacy project run teach` has run for the corpus.
 """
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -189,6 +190,14 @@ def evaluate_command(model: PathLike, data: PathLike, output: PathLike, gpu_id: 
     Twitter tokens of the corpus, as conlleval scores them."""
     return [python, "-m", "spacy", "evaluate", str(model), str(data), "--output", str(output),
             "--gold-preproc", "--gpu-id", str(gpu_id)]
+
+
+def config_digest(config: Union[Config, Path, str]) -> str:
+    """sha256 of a config's settings (a Config or a .cfg path; comments and layout do not count),
+    so that results can name the version of a profile they were made against."""
+    if not isinstance(config, Config):
+        config = Config().from_disk(config, interpolate=False)
+    return hashlib.sha256(config.to_str(interpolate=False).encode("utf8")).hexdigest()
 
 
 TRAIN_TIME = "train_time.json"  # scripts/train.py: wall-clock seconds of the whole `spacy train` run

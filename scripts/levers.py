@@ -22,7 +22,11 @@ tuned here once and kept in metrics/<corpus>-<config>-seedN-bias.json.
 Results go to metrics/levers-<corpus>.json (seed 0) or metrics/levers-<corpus>-seedN.json after
 every training, so an interrupted run keeps what it finished and one seed never overwrites
 another's; candidates already there with the same edit and settings are skipped (--force
-retrains). Test is never read: a candidate becomes the profile only on dev.
+retrains). The settings hold the profile config's digest (:func:`config_digest`): results made
+against another version of the profile (one that has since adopted a candidate, say) are not
+mixed with new ones but moved to levers-<corpus>[-seedN]-profile-<digest>.json, which the README's
+table does not read. A candidate the profile already has (its edit changes nothing) is skipped.
+Test is never read: a candidate becomes the profile only on dev.
 """
 import argparse
 import subprocess
@@ -36,7 +40,9 @@ from thinc.api import Config
 from wasabi import msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from commands import checked_training_paths, model_dev_scores, project_paths, train_command  # noqa: E402
+from commands import (  # noqa: E402
+    checked_training_paths, config_digest, model_dev_scores, project_paths, train_command,
+)
 from tune_outside_bias import GRID, bias_grid, tune  # noqa: E402
 
 
@@ -81,6 +87,13 @@ def apply_lever(cfg: Config, lever: Dict[str, Any], name: str = "?") -> Config:
         node[key] = list(node[key]) + [i for i in items if i not in node[key]]
     return out
 
+
+
+def archive_name(out_file: Path, old: Dict[str, Any]) -> Path:
+    """Where results made with other settings go: beside ``out_file``, named by the old profile's
+    digest (``unversioned`` for files from before digests were kept)."""
+    digest = (old.get("settings") or {}).get("config_sha256") or "unversioned"
+    return out_file.with_name(f"{out_file.stem}-profile-{digest[:12]}.json")
 
 
 def seed_suffix(seed: int) -> str:
@@ -137,6 +150,12 @@ def run(argv: Optional[List[str]] = None) -> Dict:
                 configs[name] = apply_lever(base, lever, name)
             except ValueError as e:
                 parser.error(f"{args.levers}: {e} ({paths.config})")
+            if config_digest(configs[name]) == config_digest(base):
+                msg.warn(f"{name}: {paths.config} already has this edit, nothing to compare: skipped")
+                del configs[name]
+    if not configs:
+        msg.warn("no candidate left to train")
+        return {}
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: a seed is 0 or more")
     suffix = seed_suffix(args.seed)
@@ -146,10 +165,14 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         reference = baseline(bias_file, seed_model, Path(paths.dev))
     except FileNotFoundError as e:
         parser.error(str(e))
-    settings = {"config": str(paths.config), "seed": args.seed}
+    settings = {"config": str(paths.config), "config_sha256": config_digest(base), "seed": args.seed}
     out_file = args.out / f"levers-{args.corpus}{suffix}.json"
     results = srsly.read_json(out_file) if out_file.is_file() else {}
-    if results.get("settings") != settings:
+    if results and results.get("settings") != settings:
+        archived = archive_name(out_file, results)
+        out_file.rename(archived)
+        msg.warn(f"{out_file} was made with other settings or another version of {paths.config}: "
+                 f"kept as {archived}; this run starts a new {out_file.name}")
         results = {}
     results.update({"corpus": args.corpus, "settings": settings, "split": "dev", "baseline": reference,
                     "metric": "entity F1 of model-best on dev (spaCy's scorer, gold tokens), as trained "

@@ -1,12 +1,13 @@
 """Train and evaluate one config with several seeds and report the mean and spread of dev/test F1:
 on corpora this small a single run swings by several points.
 
-    python scripts/seeds.py CORPUS CONFIG --seeds 0 1 2 [--gpu-id -1] [--reuse training/CORPUS-CONFIG] [spacy train overrides]
+    python scripts/seeds.py CORPUS CONFIG --seeds 0 1 2 [--gpu-id -1] [--reuse training/CORPUS-CONFIG [DIR ...]] [spacy train overrides]
 
 Each seed trains to training/<corpus>-<config>-seed<N>/ and is scored on dev and test with
 `spacy evaluate --gold-preproc` (metrics/<corpus>-<config>-seed<N>-{dev,test}.json); the summary
 goes to metrics/<corpus>-<config>-seeds.json. A seed whose metrics already exist is not retrained, and
---reuse names a model `spacy project run train` already made (its seed is read from its config).
+--reuse names models already trained with the same config (`spacy project run train`'s, or a `levers`
+run's whose edit the config has since adopted), each matched to a seed by its config's seed.
 Every seed is scored as trained (outside_bias 0): a reused model whose `tune --write` stored
 another bias is copied to training/<corpus>-<config>-seed<N>/model-best with the bias set to 0,
 and that copy is scored and listed, so the seeds' spread compares like with like.
@@ -17,7 +18,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
 import srsly
 from thinc.api import Config
@@ -35,15 +36,19 @@ def run(cmd: List[str]) -> None:
         raise SystemExit(f"command failed with exit code {result.returncode}: {' '.join(cmd)}")
 
 
-def reusable_model(train_dir: Optional[Path], seed: int) -> Optional[Path]:
-    """model-best of `train_dir` if its config says it was trained with `seed`, else None."""
-    if train_dir is None:
+def reusable_model(train_dirs: Union[None, Path, Sequence[Path]], seed: int) -> Optional[Path]:
+    """model-best of the first of `train_dirs` whose config says it was trained with `seed`, else
+    None."""
+    if train_dirs is None:
         return None
-    model = train_dir / "model-best"
-    if not (model / "config.cfg").exists():
-        return None
-    config = Config().from_disk(model / "config.cfg", interpolate=False)
-    return model if str(config["system"]["seed"]) == str(seed) else None
+    for train_dir in [train_dirs] if isinstance(train_dirs, Path) else train_dirs:
+        model = train_dir / "model-best"
+        if not (model / "config.cfg").exists():
+            continue
+        config = Config().from_disk(model / "config.cfg", interpolate=False)
+        if str(config["system"]["seed"]) == str(seed):
+            return model
+    return None
 
 
 def as_trained(model: Path, copy_to: Path) -> Path:
@@ -69,9 +74,10 @@ def main() -> int:
     parser.add_argument("config")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("--reuse", type=Path, default=None,
-                        help="a training directory (e.g. training/<corpus>-<config>) whose model-best was trained "
-                             "with one of the seeds: that seed is scored, not retrained")
+    parser.add_argument("--reuse", type=Path, nargs="+", default=None,
+                        help="training directories (e.g. training/<corpus>-<config>) whose model-best was trained "
+                             "with the same config and one of the seeds: that seed is scored, not retrained "
+                             "(the first directory with the seed wins)")
     # Anything not recognised goes to `spacy train` (e.g. --training.max_epochs 5); parse_known_args
     # rather than a REMAINDER positional, which would swallow --seeds itself.
     args, extra = parser.parse_known_args()

@@ -377,7 +377,10 @@ def test_selftrained_accurate_config_is_the_accurate_model_on_teacher_labels(dat
     accurate = Config().from_disk(ROOT / "configs" / "accurate.cfg", interpolate=False)
     assert config["components"] == accurate["components"]
     assert config["corpora"]["dev"] == accurate["corpora"]["dev"]
-    assert config["training"]["optimizer"] == accurate["training"]["optimizer"]
+    # the self-training rows were made before the profile took use_averages (configs/accurate.cfg's
+    # header): the student keeps the optimiser they were made with, otherwise the profile's
+    optimizer = dict(accurate["training"]["optimizer"], use_averages=False)
+    assert config["training"]["optimizer"] == optimizer
     assert config["paths"]["silver"] is None and config["training"]["max_epochs"] == -1
     assert config["training"]["max_steps"] > 0
     config["paths"].update(train=str(data["train"]), dev=str(data["train"]), silver=str(out))

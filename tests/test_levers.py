@@ -17,6 +17,7 @@ FEATURES = ("components", "twitter_bilstm_ner", "model", "features")
 
 levers = load_script("levers")
 results_table = load_script("results_table")
+commands = load_script("commands")
 
 
 def flat(cfg, prefix=""):
@@ -220,3 +221,59 @@ def test_levers_table_has_a_row_per_seed_and_a_mean_over_seeds(tmp_path):
         "| wnut17 | `avg`: averages | 56.0 | 56.0 (0.0) | -2.0 | 1 |",
         "| wnut17 | `avg`, mean over its seeds | - | - | **-0.5** | 0, 1 |",
     ]
+
+
+def test_results_against_another_version_of_the_profile_are_kept_apart(project, capsys):
+    """Once the profile changes (it adopted a candidate, say), new results are not mixed with the
+    old ones, which are kept under the old profile's digest, not overwritten."""
+    root, calls = project
+    levers.run(["tiny", "--only", "lr"])
+    first = json.loads((root / "metrics" / "levers-tiny.json").read_text())
+    old_digest = first["settings"]["config_sha256"]
+    assert old_digest == commands.config_digest(root / "configs" / "accurate.cfg")
+    cfg = root / "configs" / "accurate.cfg"
+    cfg.write_text("# a comment changes nothing\n" + cfg.read_text())
+    levers.run(["tiny", "--only", "lr"])  # same settings: skipped, nothing archived
+    assert len(calls) == 1 and not list((root / "metrics").glob("levers-tiny-profile-*.json"))
+    cfg.write_text(cfg.read_text().replace("use_averages = true", "use_averages = false"))
+    levers.run(["tiny", "--only", "lists"])
+    assert len(calls) == 2
+    archived = root / "metrics" / f"levers-tiny-profile-{old_digest[:12]}.json"
+    assert json.loads(archived.read_text()) == first
+    assert f"kept as {archived.relative_to(root)}" in capsys.readouterr().out.replace("\n", " ")
+    now = json.loads((root / "metrics" / "levers-tiny.json").read_text())
+    assert set(now["candidates"]) == {"lists"} and now["settings"]["config_sha256"] != old_digest
+    assert [seed for seed, _ in results_table.lever_files(root / "metrics", "tiny")] == [0]  # the table reads today's only
+
+
+def test_a_candidate_the_profile_already_has_is_not_trained(project, capsys):
+    root, calls = project
+    (root / "configs" / "levers.json").write_text(json.dumps({
+        "adopted": {"help": "already in", "set": {"training.optimizer.use_averages": True}}, **LEVERS}))
+    levers.run(["tiny", "--only", "adopted"])
+    assert not calls and "adopted: configs/accurate.cfg already has this edit" in capsys.readouterr().out.replace("\n", " ")
+    assert not (root / "metrics" / "levers-tiny.json").exists()
+    levers.run(["tiny"])
+    assert len(calls) == 2
+    assert set(json.loads((root / "metrics" / "levers-tiny.json").read_text())["candidates"]) == {"lists", "lr"}
+
+
+def test_levers_table_marks_files_made_against_an_older_profile(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "levers-wnut16.json").write_text(json.dumps({
+        "settings": {"seed": 0, "config_sha256": "ab" * 32},
+        "baseline": {"dev": {"f": 0.4566}, "dev_tuned": {"bias": -1.0, "f": 0.4707}},
+        "candidates": {"lr": {"help": "faster MiniLM", "dev": {"f": 0.47}, "dev_tuned": {"bias": -0.5, "f": 0.4851}}},
+    }))
+    (metrics / "wnut16-accurate-seeds.json").write_text(json.dumps({
+        "seeds": [0, 1, 2], "dev_f": [0.479, 0.453, 0.464], "test_f": [0.457, 0.446, 0.447]}))
+    assert results_table.lever_rows(metrics, "cd" * 32)[0] == (
+        "| wnut16 | the profile (`accurate`) as it was then (config sha256 abababababab, not today's), its seed-0 "
+        "model | 45.7 | 47.1 (-1.0) | - | 0 |")
+    assert results_table.lever_rows(metrics, "ab" * 32)[0].startswith(
+        "| wnut16 | the profile (`accurate`), its seed-0 model (its seeds 0, 1, 2")
+    (metrics / "wnut16-accurate-seeds.json").unlink()
+    profile = tmp_path / "accurate.cfg"
+    profile.write_text((ROOT / "configs" / "accurate.cfg").read_text())
+    assert "as it was then" in results_table.render(metrics, profile)

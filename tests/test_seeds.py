@@ -310,3 +310,21 @@ def test_silver_is_passed_only_after_a_finished_teacher_pass(commands, tmp_path)
     fast = commands.project_paths("mine", "fast", root=tmp_path)
     (tmp_path / "configs" / "fast.cfg").write_text((ROOT / "configs" / "fast.cfg").read_text())
     assert "--paths.silver" not in commands.project_train_command(fast)
+
+
+def test_reuse_takes_several_directories_each_matched_to_its_seed(seeds, monkeypatch):
+    module, calls, tmp = seeds
+    train_dir = _trained(tmp, seed=0)
+    other = tmp / "training" / "levers" / "tiny-edit-seed2" / "model-best"
+    other.mkdir(parents=True)
+    Config({"system": {"seed": 2}, "paths": {"train": None}}).to_disk(other / "config.cfg")
+    assert module.reusable_model([train_dir, other.parent], 2) == other
+    assert module.reusable_model([train_dir, other.parent], 1) is None
+    _main(module, monkeypatch, "tiny", "fast", "--seeds", "0", "1", "2", "--reuse", str(train_dir), str(other.parent))
+    trains = [c for c in calls if c[2:4] == ["spacy", "train"]]
+    evaluated = [c[4] for c in calls if c[2:4] == ["spacy", "evaluate"]]
+    assert [c[c.index("--system.seed") + 1] for c in trains] == ["1"]  # only the seed no directory has
+    assert evaluated[:2] == [str(train_dir / "model-best")] * 2
+    assert evaluated[-2:] == [str(other)] * 2
+    summary = json.loads((tmp / "metrics" / "tiny-fast-seeds.json").read_text())
+    assert summary["models"][0] == str(train_dir / "model-best") and summary["models"][2] == str(other)
