@@ -144,13 +144,14 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         parser.error(f"--only {unknown}: not in {args.levers} (candidates: {sorted(levers)})")
     base = Config().from_disk(paths.config, interpolate=False)
     configs = {}
+    base_digest = config_digest(base)
     for name, lever in levers.items():
         if args.only is None or name in args.only:
             try:
                 configs[name] = apply_lever(base, lever, name)
             except ValueError as e:
                 parser.error(f"{args.levers}: {e} ({paths.config})")
-            if config_digest(configs[name]) == config_digest(base):
+            if config_digest(configs[name]) == base_digest:
                 msg.warn(f"{name}: {paths.config} already has this edit, nothing to compare: skipped")
                 del configs[name]
     if not configs:
@@ -165,7 +166,7 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         reference = baseline(bias_file, seed_model, Path(paths.dev))
     except FileNotFoundError as e:
         parser.error(str(e))
-    settings = {"config": str(paths.config), "config_sha256": config_digest(base), "seed": args.seed}
+    settings = {"config": str(paths.config), "config_sha256": base_digest, "seed": args.seed}
     out_file = args.out / f"levers-{args.corpus}{suffix}.json"
     results = srsly.read_json(out_file) if out_file.is_file() else {}
     if results and results.get("settings") != settings:
